@@ -1,0 +1,105 @@
+"""In-memory DataModules: whole datasets as tensors, batched by index slices.
+
+No per-sample ``__getitem__`` and no worker processes: a batch is one fancy
+index into a uint8 tensor, which is faster than any per-sample pipeline for
+datasets of this size. Conversion to float happens after the batch reaches its
+device (``on_after_batch_transfer``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+# Our loaders slice tensors in the main process; worker processes would only add overhead.
+warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck.*")
+
+
+class TensorBatches(Dataset):
+    """Tensors of equal length, indexed by a whole batch of indices at once."""
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        if len({len(t) for t in tensors}) != 1:
+            raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+
+class BatchIndexSampler(DistributedSampler):
+    """Yields one index tensor per batch, sharded over ``num_replicas`` ranks.
+
+    Training (``even=True``) gives every rank the same number of batches, as
+    DDP's gradient sync requires, by wrapping around like ``DistributedSampler``.
+    Evaluation (``even=False``) gives every sample to exactly one rank, no padding,
+    so metrics reduced across ranks count each sample once.
+    It subclasses ``DistributedSampler`` so that Lightning keeps it in DDP
+    instead of replacing it, and receives ``set_epoch`` every epoch.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        even: bool = True,
+        drop_last: bool = False,
+    ) -> None:
+        # not calling DistributedSampler.__init__: it wants a Dataset and an initialised process group
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.num_replicas, self.rank, self.even, self.drop_last = num_replicas, rank, even, drop_last
+        self.epoch = 0
+
+    def _indices(self) -> torch.Tensor:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        if self.even and self.num_replicas > 1:
+            total = math.ceil(self.n / self.num_replicas) * self.num_replicas
+            order = torch.cat([order, order[: total - self.n]])
+        return order[self.rank :: self.num_replicas]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        yield from self._indices().split(self.batch_size)[: len(self)]
+
+    def __len__(self) -> int:
+        per_rank = math.ceil(self.n / self.num_replicas) if self.even else len(range(self.rank, self.n, self.num_replicas))
+        return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Base of the zoo's DataModules: tensors in memory, one index slice per batch."""
+
+    def __init__(self, batch_size: int = 256, seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def _loader(self, tensors: tuple[torch.Tensor, ...], train: bool) -> DataLoader:
+        trainer = self.trainer
+        sampler = BatchIndexSampler(
+            len(tensors[0]),
+            self.batch_size,
+            shuffle=train,
+            seed=self.seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            even=train,
+        )
+        on_gpu = bool(trainer and trainer.accelerator.__class__.__name__ == "CUDAAccelerator")
+        # batch_size=None: the sampler already yields whole batches of indices
+        return DataLoader(TensorBatches(*tensors), sampler=sampler, batch_size=None, pin_memory=on_gpu)

@@ -1,0 +1,96 @@
+"""Image classification DataModules held in memory as uint8 tensors."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from datamodules.base import InMemoryDataModule
+
+
+class ImageDataModule(InMemoryDataModule):
+    """Train/validation split of the official training set, the official test set for ``test``.
+
+    Subclasses set the class attributes and implement ``prepare_data`` and
+    ``load(train)``. Batches leave the loader as uint8 ``N x C x H x W`` and
+    become float in [0, 1] (optionally normalised) on their device.
+    """
+
+    classes: tuple[str, ...] = ()
+    in_channels: int = 1
+    native_size: int = 28
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 256,
+        val_size: int = 5000,
+        seed: int = 0,
+        normalize: bool = False,
+        download: bool = True,
+    ) -> None:
+        """
+        Args:
+            root: folder holding ``<Name>/raw/`` (torchvision's layout); files are fetched there if missing.
+            batch_size: examples per batch (per process under DDP).
+            val_size: examples of the official training set held out for validation (seeded split).
+            seed: seed of the train/validation split and of the shuffling.
+            normalize: subtract the dataset's mean and divide by its std (the book does not).
+            download: try the dataset's mirrors when files are missing.
+        """
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.save_hyperparameters()
+        self.root = root
+        self.val_size = val_size
+        self.normalize = normalize
+        self.download = download
+        self.train_set = self.val_set = self.test_set = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_size(self) -> int:
+        return self.native_size
+
+    def load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (uint8 images N x C x H x W, int64 labels N) of the official train or test set."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            images, labels = self.load(train=True)
+            if not 0 <= self.val_size < len(labels):
+                raise ValueError(f"val_size={self.val_size} must be in [0, {len(labels)}) for {type(self).__name__}")
+            # the same permutation on every rank: the split depends on the seed only
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
+            val, train = order[: self.val_size], order[self.val_size :]
+            self.train_set = (images[train], labels[train])
+            self.val_set = (images[val], labels[val])
+            rank_zero_info(f"{type(self).__name__}: {len(train)} training and {len(val)} validation examples")
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self.load(train=False)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, train=False)
+
+    def predict_dataloader(self):
+        return self._loader(self.test_set, train=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, *rest = batch
+        x = x.float().div_(255)
+        if self.normalize:
+            mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return (x, *rest)

@@ -1,0 +1,94 @@
+"""Training logic written once: every model of the zoo is a network plus one of these."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+STAGES = ("train", "val", "test")
+
+
+class ZooModule(L.LightningModule):
+    """Base of every zoo model: subclasses set ``self.net`` and implement ``model_step``.
+
+    Metrics are torchmetrics objects, one per stage, so that epoch values are
+    exact means over every sample, also when reduced across DDP ranks.
+    """
+
+    #: what the best checkpoint is chosen by, and in which direction
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    net: nn.Module
+
+    def __init__(self) -> None:
+        super().__init__()
+        # a weighted mean, so uneven last batches (and uneven DDP shards) count per sample
+        self.loss_mean = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def model_step(self, batch, stage: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _log_loss(self, loss: torch.Tensor, n: int, stage: str) -> None:
+        metric = self.loss_mean[f"{stage}_"]
+        metric.update(loss.detach(), weight=n)
+        self.log(f"{stage}/loss", metric, on_step=False, on_epoch=True, prog_bar=stage != "train")
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self.model_step(batch, "train")
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.model_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.model_step(batch, "test")
+
+
+class ClassificationModule(ZooModule):
+    """Cross-entropy loss, accuracy per stage (``train/acc``, ``val/acc``, ``test/acc``)."""
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.acc = nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro") for s in STAGES})
+
+    def model_step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self._log_loss(loss, len(y), stage)
+        acc = self.acc[f"{stage}_"]
+        acc.update(logits.detach(), y)
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=-1)
+
+
+class RegressionModule(ZooModule):
+    """Mean squared error (``train/loss``, ``val/loss``, ``test/loss``)."""
+
+    def model_step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        y_hat = self(x)
+        loss = F.mse_loss(y_hat, y)
+        self._log_loss(loss, len(y), stage)
+        return loss
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)

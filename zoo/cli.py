@@ -1,0 +1,164 @@
+"""The ``zoo`` command: LightningCLI over every registered model and DataModule."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import yaml
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+import datamodules  # noqa: F401  (registers the DataModules)
+import zoo  # noqa: F401  (registers the models)
+from datamodules.base import InMemoryDataModule
+from zoo.base import ZooModule
+from zoo.checkpoints import find_checkpoint, read_hparams
+from zoo.registry import list_datamodules, list_models
+
+# What the data determines and the model must agree with: typed once, on the data.
+LINKED = ("num_classes", "in_channels", "input_size", "num_features")
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def _quiet() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_DropAdverts())
+    # raised inside Lightning on torch 2.14; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+class ZooCLI(LightningCLI):
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(self.trainer_class, "trainer")
+        # --model may be left out when --ckpt_path names a checkpoint, which records its model
+        parser.add_lightning_class_args(self._model_class, "model", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(self._datamodule_class, "data", subclass_mode=True, required=False)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_optimizer_args((torch.optim.Optimizer,))
+        # the book trains everything with minibatch SGD
+        parser.set_defaults(optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}})
+        for name in LINKED:
+            parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        if args is None or isinstance(args, list):
+            _check_names(parser, sys.argv[1:] if args is None else args)
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand is None:
+            return
+        config = self.config[subcommand]
+        self._resolve_ckpt_path(subcommand, config)
+        self._fill_from_checkpoint(subcommand, config)
+        for key in ("model", "data"):
+            if self.config[subcommand].get(key) is None:
+                parser.error(f"{subcommand}: choose a {key} with --{key} NAME or -c CONFIG (or --ckpt_path CHECKPOINT)")
+
+    def _resolve_ckpt_path(self, subcommand: str, config) -> None:
+        which = config.get("ckpt_path")
+        if which not in ("best", "last"):
+            return
+        model = config.model.class_path if config.get("model") else None
+        data = config.data.class_path if config.get("data") else None
+        root = config.trainer.get("default_root_dir") or "."
+        path = find_checkpoint(which, root, model, data)
+        if path is not None:
+            rank_zero_info(f"--ckpt_path {which}: {path}")
+            config.ckpt_path = str(path)
+        elif subcommand == "fit" and which == "last":
+            rank_zero_info("--ckpt_path last: no earlier checkpoint of this run, starting from scratch")
+            config.ckpt_path = None
+        else:
+            what = " of ".join(filter(None, [model and model.rsplit(".", 1)[-1], data and data.rsplit(".", 1)[-1]]))
+            self.parser.error(f"--ckpt_path {which}: no {which}.ckpt of {what or 'any run'} under {root}/lightning_logs")
+
+    def _fill_from_checkpoint(self, subcommand: str, config) -> None:
+        """Model and data left out on the command line come from the checkpoint's saved hyperparameters."""
+        path = config.get("ckpt_path")
+        if not path or (config.get("model") and config.get("data")):
+            return
+        model_hp, data_hp = read_hparams(path)
+        update = {}
+        if not config.get("model") and "_class_path" in model_hp:
+            update["model"] = {"class_path": model_hp["_class_path"]}
+        if not config.get("data") and "_class_path" in data_hp:
+            data_hp.pop("_instantiator", None)
+            update["data"] = {"class_path": data_hp.pop("_class_path"), "init_args": data_hp}
+        if update:
+            self.config = self.parser.parse_object({subcommand: update}, self.config)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        # keep the best epoch by the model's own criterion, and the last one for resuming
+        defaults = [cb for cb in trainer.callbacks if type(cb) is ModelCheckpoint and cb.monitor is None]
+        if defaults and isinstance(self.model, ZooModule):
+            best = ModelCheckpoint(
+                filename="best", monitor=self.model.monitor, mode=self.model.monitor_mode, save_last=True
+            )
+            trainer.callbacks[trainer.callbacks.index(defaults[0])] = best
+        return trainer
+
+
+def _named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
+    """(key, value) of every --model/--data given on the command line or in a -c config file."""
+    for i, arg in enumerate(args):
+        key, _, value = arg.partition("=")
+        if not value and i + 1 < len(args):
+            value = args[i + 1]
+        if key in ("--model", "--data"):
+            yield key[2:], value
+        elif key in ("-c", "--config") and value.endswith((".yaml", ".yml")) and Path(value).is_file():
+            try:
+                config = yaml.safe_load(Path(value).read_text()) or {}
+            except yaml.YAMLError:
+                continue  # jsonargparse reports the syntax error itself
+            for section in ("model", "data"):
+                entry = config.get(section)
+                name = entry.get("class_path") if isinstance(entry, dict) else entry
+                if isinstance(name, str):
+                    yield section, name
+
+
+def _check_names(parser: LightningArgumentParser, args: list[str]) -> None:
+    """Name the valid choices when a model or DataModule name is unknown (jsonargparse's message does not)."""
+    known = {"model": list_models(), "data": list_datamodules()}
+    for key, value in _named_classes(args):
+        # a dotted path or a file is the user's own class or config: jsonargparse checks those
+        if value in known[key] or "." in value or Path(value).exists():
+            continue
+        what = "model" if key == "model" else "DataModule"
+        parser.error(f"unknown {what} {value!r}; choose one of: {', '.join(known[key])}")
+
+
+def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
+    _quiet()
+    return ZooCLI(
+        ZooModule,
+        InMemoryDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def main() -> None:
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
