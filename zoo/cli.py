@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import warnings
@@ -99,6 +100,11 @@ class ZooCLI(LightningCLI):
         if update:
             self.config = self.parser.parse_object({subcommand: update}, self.config)
 
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand != "fit":
+            # evaluation restores a checkpoint's callback state into a new log folder; nothing is lost
+            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         # keep the best epoch by the model's own criterion, and the last one for resuming
@@ -131,12 +137,21 @@ def _named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
                     yield section, name
 
 
+def _importable(dotted: str) -> bool:
+    """Whether ``package.module.Class`` names a class that exists (the user's own, say)."""
+    module, _, name = dotted.rpartition(".")
+    try:
+        return bool(module) and hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False
+
+
 def _check_names(parser: LightningArgumentParser, args: list[str]) -> None:
     """Name the valid choices when a model or DataModule name is unknown (jsonargparse's message does not)."""
     known = {"model": list_models(), "data": list_datamodules()}
     for key, value in _named_classes(args):
-        # a dotted path or a file is the user's own class or config: jsonargparse checks those
-        if value in known[key] or "." in value or Path(value).exists():
+        # a file is a config of its own, which jsonargparse checks
+        if value in known[key] or Path(value).exists() or _importable(value):
             continue
         what = "model" if key == "model" else "DataModule"
         parser.error(f"unknown {what} {value!r}; choose one of: {', '.join(known[key])}")

@@ -1,0 +1,75 @@
+"""The CLI in-process: every config runs a batch, names are checked, data flows into the model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import CONFIGS, cli
+from zoo.registry import list_models
+
+CONFIG_FILES = sorted(CONFIGS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIG_FILES, ids=lambda p: p.stem)
+def test_every_config_runs_one_batch(config, fake_fashion):
+    root, _ = fake_fashion
+    args = ["fit", "-c", str(config), "--trainer.fast_dev_run", "1"]
+    if "fashion" in config.stem:
+        args += ["--data.root", str(root), "--data.val_size", "50"]
+    run = cli(*args)
+    assert run.trainer.global_step == 1
+    assert run.trainer.state.finished
+
+
+def test_unknown_model_lists_valid_names(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli("fit", "--model", "LeNot", "--data", "SyntheticPoints")
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "unknown model 'LeNot'" in err
+    for name in list_models():
+        assert name in err
+
+
+def test_unknown_datamodule_in_config_lists_valid_names(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: SoftmaxRegression\ndata:\n  class_path: datamodules.FashionMNST\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli("fit", "-c", str(config))
+    assert exit_info.value.code != 0
+    assert "unknown DataModule 'datamodules.FashionMNST'; choose one of: FashionMNIST" in capsys.readouterr().err
+
+
+def test_data_determines_model_shape(fake_fashion):
+    root, _ = fake_fashion
+    run = cli("fit", "--model", "SoftmaxRegression", "--data", "FashionMNIST", "--data.root", str(root), "--data.val_size", "50", "--trainer.fast_dev_run", "1")
+    assert run.model.net[1].weight.shape == (10, 784)
+    assert run.model.hparams.num_classes == 10 and run.model.hparams.input_size == 28
+
+
+def test_optimizer_from_command_line():
+    run = cli("fit", "--model", "LinearRegression", "--data", "SyntheticPoints", "--optimizer", "Adam", "--optimizer.lr", "0.005", "--trainer.fast_dev_run", "1")
+    optimizer = run.trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 0.005
+
+
+def test_default_optimizer_is_sgd_and_seed_is_set():
+    run = cli("fit", "--model", "LinearRegression", "--data", "SyntheticPoints", "--trainer.fast_dev_run", "1")
+    optimizer = run.trainer.optimizers[0]
+    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["lr"] == 0.1
+    assert run.config.fit.seed_everything == 0
+
+
+def test_seeded_runs_start_identical_and_seed_is_overridable():
+    def init_weight(*extra):
+        run = cli("fit", "--model", "LinearRegression", "--data", "SyntheticPoints", "--trainer.max_steps", "0", *extra)
+        return run.model.net.weight.detach().clone()
+    torch.testing.assert_close(init_weight(), init_weight())
+    assert not torch.equal(init_weight(), init_weight("--seed_everything", "7"))
+
+
+def test_model_required(capsys):
+    with pytest.raises(SystemExit):
+        cli("fit", "--data", "SyntheticPoints")
+    assert "choose a model" in capsys.readouterr().err
