@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
 from datamodules.base import InMemoryDataModule
@@ -29,6 +30,7 @@ class ImageDataModule(InMemoryDataModule):
         val_size: int = 5000,
         seed: int = 0,
         normalize: bool = False,
+        resize: int | None = None,
         download: bool = True,
     ) -> None:
         """
@@ -38,6 +40,7 @@ class ImageDataModule(InMemoryDataModule):
             val_size: examples of the official training set held out for validation (seeded split).
             seed: seed of the train/validation split and of the shuffling.
             normalize: subtract the dataset's mean and divide by its std (the book does not).
+            resize: side in pixels that batches are resized to on their device (bilinear), e.g. 224 for NiN.
             download: try the dataset's mirrors when files are missing.
         """
         super().__init__(batch_size=batch_size, seed=seed)
@@ -45,6 +48,7 @@ class ImageDataModule(InMemoryDataModule):
         self.root = root
         self.val_size = val_size
         self.normalize = normalize
+        self.resize = resize
         self.download = download
         self.train_set = self.val_set = self.test_set = None
 
@@ -54,7 +58,7 @@ class ImageDataModule(InMemoryDataModule):
 
     @property
     def input_size(self) -> int:
-        return self.native_size
+        return self.resize or self.native_size
 
     def load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (uint8 images N x C x H x W, int64 labels N) of the official train or test set."""
@@ -89,6 +93,9 @@ class ImageDataModule(InMemoryDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, *rest = batch
         x = x.float().div_(255)
+        if self.resize and self.resize != x.shape[-1]:
+            # antialias matters only when shrinking, where it matches torchvision's Resize on tensors
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False, antialias=True)
         if self.normalize:
             mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
             std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)

@@ -73,3 +73,20 @@ def test_model_required(capsys):
     with pytest.raises(SystemExit):
         cli("fit", "--data", "SyntheticPoints")
     assert "choose a model" in capsys.readouterr().err
+
+
+def test_every_model_has_a_config_and_every_config_a_known_model():
+    import yaml
+
+    used = {yaml.safe_load(p.read_text())["model"]["class_path"].rsplit(".", 1)[-1] for p in CONFIG_FILES}
+    assert used == set(list_models())
+
+
+def test_resize_flows_into_the_model(fake_fashion):
+    root, _ = fake_fashion
+    run = cli("fit", "--model", "NiN", "--data", "FashionMNIST", "--data.root", str(root), "--data.val_size", "50",
+              "--data.resize", "67", "--data.batch_size", "4", "--trainer.fast_dev_run", "1")
+    assert run.model.hparams.input_size == 67
+    batch = next(iter(run.datamodule.val_dataloader()))
+    x, _ = run.datamodule.on_after_batch_transfer(batch, 0)
+    assert x.shape == (4, 1, 67, 67)

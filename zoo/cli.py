@@ -21,7 +21,7 @@ import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo.base import ZooModule
 from zoo.checkpoints import find_checkpoint, read_hparams
-from zoo.registry import list_datamodules, list_models
+from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
 
 # What the data determines and the model must agree with: typed once, on the data.
 LINKED = ("num_classes", "in_channels", "input_size", "num_features")
@@ -166,12 +166,26 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": "The d2l model zoo. `zoo list` lists the models and DataModules."},
         args=args,
         run=run,
     )
 
 
+def print_catalogue() -> None:
+    """``zoo list``: every model and DataModule with its one-line description."""
+    for title, names, get in (("Models (--model)", list_models(), get_model), ("DataModules (--data)", list_datamodules(), get_datamodule)):
+        print(title)
+        width = max(map(len, names))
+        for name in names:
+            doc = (get(name).__doc__ or "").strip().splitlines()
+            print(f"  {name:<{width}}  {doc[0] if doc else ''}")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["list"]:
+        print_catalogue()
+        return
     cli_main()
 
 

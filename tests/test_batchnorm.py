@@ -1,0 +1,49 @@
+"""The from-scratch BatchNorm against nn.BatchNorm1d/2d: outputs, gradients, running statistics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from zoo.batchnorm import BatchNorm
+
+
+@pytest.mark.parametrize("shape,reference", [((16, 5), nn.BatchNorm1d), ((8, 5, 6, 7), nn.BatchNorm2d)])
+@pytest.mark.parametrize("momentum", [0.1, 0.3])
+def test_matches_torch_batchnorm(shape, reference, momentum):
+    torch.manual_seed(0)
+    ours, theirs = BatchNorm(5, momentum=momentum), reference(5, momentum=momentum)
+    with torch.no_grad():  # learnable gamma and beta away from 1 and 0
+        for bn in (ours, theirs):
+            bn.weight.copy_(torch.linspace(0.5, 2.0, 5))
+            bn.bias.copy_(torch.linspace(-1.0, 1.0, 5))
+    for step in range(4):
+        x = (torch.randn(*shape) * (step + 1) + step).requires_grad_()
+        x2 = x.detach().clone().requires_grad_()
+        y, y2 = ours(x), theirs(x2)
+        torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-5)
+        upstream = torch.randn_like(y)
+        (y * upstream).sum().backward()
+        (y2 * upstream).sum().backward()
+        torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours.weight.grad, theirs.weight.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours.bias.grad, theirs.bias.grad, rtol=1e-5, atol=1e-5)
+        ours.zero_grad(), theirs.zero_grad()
+    torch.testing.assert_close(ours.running_mean, theirs.running_mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.running_var, theirs.running_var, rtol=1e-5, atol=1e-5)
+    assert ours.num_batches_tracked == theirs.num_batches_tracked == 4
+    ours.eval(), theirs.eval()
+    x = torch.randn(*shape)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+def test_state_dict_keys_match_torch():
+    assert BatchNorm(3).state_dict().keys() == nn.BatchNorm2d(3).state_dict().keys()
+
+
+def test_rejects_wrong_rank_and_channels():
+    with pytest.raises(ValueError, match=r"BatchNorm\(4\) expects"):
+        BatchNorm(4)(torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match=r"got \(2, 3, 5, 5\)"):
+        BatchNorm(4)(torch.zeros(2, 3, 5, 5))

@@ -1,0 +1,104 @@
+"""LeNet-5, *Dive into Deep Learning* 7.6, and its BatchNorm versions, 8.5.
+
+``LeNet`` is the book's: sigmoid activations and average pooling (both
+switchable), a 5x5 convolution padded to keep 28x28. ``LeNetBNScratch`` and
+``LeNetBN`` are the book's BatchNorm LeNet (unpadded first convolution, a
+BatchNorm after every convolution and hidden linear layer), one with the
+from-scratch ``BatchNorm`` and one with ``nn.BatchNorm1d/2d``; their state
+dicts are interchangeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from zoo import layers
+from zoo.base import ClassificationModule
+from zoo.batchnorm import BatchNorm
+from zoo.layers import Activation, Pooling, init_cnn, output_numel
+from zoo.registry import register_model
+
+_SMALL = "Use a larger --data.resize."
+
+
+@register_model
+class LeNet(ClassificationModule):
+    """LeNet-5 with the book's sigmoid and average pooling (d2l 7.6)."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 28,
+        activation: Activation = "sigmoid",
+        pooling: Pooling = "avg",
+    ) -> None:
+        """
+        Args:
+            activation: nonlinearity after each layer but the last.
+            pooling: 2x2 average (the book's) or max pooling.
+        """
+        super().__init__(num_classes)
+        self.save_hyperparameters()
+        act, pool = (lambda: layers.activation(activation)), (lambda: layers.pooling(pooling))
+        features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), act(), pool(),  # N x 6 x 14 x 14
+            nn.Conv2d(6, 16, kernel_size=5), act(), pool(),  # N x 16 x 5 x 5
+            nn.Flatten(),
+        )
+        flat = output_numel(features, in_channels, input_size, "LeNet", _SMALL)
+        self.net = nn.Sequential(
+            *features,
+            nn.Linear(flat, 120), act(),
+            nn.Linear(120, 84), act(),
+            nn.Linear(84, num_classes),
+        )
+        self.net.apply(init_cnn)
+
+
+class _LeNetBatchNorm(ClassificationModule):
+    """The book's BatchNorm LeNet; subclasses choose the BatchNorm layers."""
+
+    norm2d: Callable[[int], nn.Module]
+    norm1d: Callable[[int], nn.Module]
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 28,
+        activation: Activation = "sigmoid",
+        pooling: Pooling = "avg",
+    ) -> None:
+        super().__init__(num_classes)
+        self.save_hyperparameters()
+        act, pool = (lambda: layers.activation(activation)), (lambda: layers.pooling(pooling))
+        features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, kernel_size=5), self.norm2d(6), act(), pool(),  # N x 6 x 12 x 12
+            nn.Conv2d(6, 16, kernel_size=5), self.norm2d(16), act(), pool(),  # N x 16 x 4 x 4
+            nn.Flatten(),
+        )
+        flat = output_numel(features, in_channels, input_size, type(self).__name__, _SMALL)
+        self.net = nn.Sequential(
+            *features,
+            nn.Linear(flat, 120), self.norm1d(120), act(),
+            nn.Linear(120, 84), self.norm1d(84), act(),
+            nn.Linear(84, num_classes),
+        )
+        self.net.apply(init_cnn)
+
+
+@register_model
+class LeNetBNScratch(_LeNetBatchNorm):
+    """LeNet with BatchNorm written from scratch (d2l 8.5.4)."""
+
+    norm2d = norm1d = BatchNorm
+
+
+@register_model
+class LeNetBN(_LeNetBatchNorm):
+    """LeNet with nn.BatchNorm2d/1d (d2l 8.5.5)."""
+
+    norm2d, norm1d = nn.BatchNorm2d, nn.BatchNorm1d
