@@ -1,7 +1,8 @@
 """The zoo's DataModules; importing this package registers them."""
 
+from datamodules.cifar import CIFAR10
 from datamodules.files import DatasetError
-from datamodules.mnist import FashionMNIST
+from datamodules.mnist import MNIST, FashionMNIST
 from datamodules.synthetic import SyntheticPoints
 
-__all__ = ["DatasetError", "FashionMNIST", "SyntheticPoints"]
+__all__ = ["CIFAR10", "MNIST", "DatasetError", "FashionMNIST", "SyntheticPoints"]

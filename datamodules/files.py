@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -84,6 +85,16 @@ def _download(url: str, dest: Path, timeout: float) -> None:
         _atomic_write(dest, lambda out: shutil.copyfileobj(response, out, 1 << 20))
 
 
+def _fetch(urls: Sequence[str], dest: Path, timeout: float, tried: list[str]) -> bool:
+    for url in urls:
+        try:
+            _download(url, dest, timeout)
+            return True
+        except (urllib.error.URLError, OSError) as e:
+            tried.append(f"{url}: {getattr(e, 'reason', e)}")
+    return False
+
+
 def ensure_files(files: FileSet, root: str | os.PathLike, download: bool = True, timeout: float = 30.0) -> Path:
     """Make every file of ``files`` present and verified under ``<root>/<name>/raw``; return that folder."""
     raw = files.raw_dir(root)
@@ -95,44 +106,89 @@ def ensure_files(files: FileSet, root: str | os.PathLike, download: bool = True,
         if not dest.exists() and gz.exists():
             _copy_uncompressed(gz, dest)
         if not dest.exists() and download:
-            for base in files.mirrors:
-                url = base + fname + files.compressed_suffix
-                try:
-                    _download(url, gz, timeout)
-                except (urllib.error.URLError, OSError) as e:
-                    tried.append(f"{url}: {getattr(e, 'reason', e)}")
-                    continue
+            urls = [base + fname + files.compressed_suffix for base in files.mirrors]
+            if _fetch(urls, gz, timeout, tried):
                 _copy_uncompressed(gz, dest)
                 gz.unlink()
-                break
         if not dest.exists():
             for folder in files.local_copies:
-                for candidate in (Path(folder) / fname, Path(folder) / (fname + files.compressed_suffix)):
-                    if candidate.exists():
-                        _copy_uncompressed(candidate, dest)
-                        break
-                if dest.exists():
+                candidates = [Path(folder) / fname, Path(folder) / (fname + files.compressed_suffix)]
+                found = next((c for c in candidates if c.exists()), None)
+                if found is not None:
+                    _copy_uncompressed(found, dest)
                     break
         if not dest.exists():
             missing.append(fname)
             continue
         verify(dest, md5)
     if missing:
-        raise DatasetError(_missing_message(files, raw, missing, download, tried))
+        looked = [f"{raw}/<file> and <file>{files.compressed_suffix}"]
+        raise DatasetError(_missing_message(files.name, raw, missing, looked, download, tried, files.local_copies,
+                                            f"a folder holding {files.name}/raw/<file> (uncompressed or .gz)",
+                                            files.mirrors, files.extra_help))
     return raw
 
 
-def _missing_message(files: FileSet, raw: Path, missing: list[str], download: bool, tried: list[str]) -> str:
-    lines = [f"{files.name}: missing {len(missing)} file(s) under {raw}: {', '.join(missing)}.", "Tried:"]
-    lines.append(f"  - {raw}/<file> and <file>{files.compressed_suffix}")
+@dataclass(frozen=True)
+class Archive:
+    """A dataset shipped as one tar.gz that extracts to ``<root>/<folder>/`` (CIFAR's way)."""
+
+    name: str
+    folder: str
+    md5: dict[str, str]  # extracted file name -> md5
+    archive: str  # archive file name, kept under root
+    archive_md5: str
+    urls: Sequence[str] = ()
+    local_copies: Sequence[str] = ()  # folders that may hold the archive
+
+
+def ensure_archive(spec: Archive, root: str | os.PathLike, download: bool = True, timeout: float = 60.0) -> Path:
+    """Make every file of ``spec`` present and verified under ``<root>/<folder>``; return that folder."""
+    root = Path(root)
+    folder = root / spec.folder
+    archive = root / spec.archive
+    tried: list[str] = []
+    if not all((folder / f).exists() for f in spec.md5):
+        if not archive.exists() and download:
+            _fetch(spec.urls, archive, timeout, tried)
+        if not archive.exists():
+            found = next((Path(d) / spec.archive for d in spec.local_copies if (Path(d) / spec.archive).exists()), None)
+            if found is not None:
+                _atomic_write(archive, lambda out: out.write(found.read_bytes()))
+        if archive.exists():
+            verify(archive, spec.archive_md5)
+            _extract(archive, root)
+    missing = [f for f in spec.md5 if not (folder / f).exists()]
+    if missing:
+        looked = [f"{folder}/<file>", f"{archive}"]
+        raise DatasetError(_missing_message(spec.name, folder, missing, looked, download, tried, spec.local_copies,
+                                            f"a folder holding {spec.folder}/ or {spec.archive}", spec.urls))
+    for fname, md5 in spec.md5.items():
+        verify(folder / fname, md5)
+    return folder
+
+
+def _extract(archive: Path, root: Path) -> None:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(root, filter="data")  # refuses absolute paths, links out of root and devices
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DatasetError(f"cannot extract {archive}: {e}. Delete it and run again, or replace it.") from e
+
+
+def _missing_message(name: str, where: Path, missing: list[str], looked: list[str], download: bool,
+                     tried: list[str], local_copies: Sequence[str], layout: str, urls: Sequence[str],
+                     extra_help: str = "") -> str:
+    lines = [f"{name}: missing {len(missing)} file(s) under {where}: {', '.join(missing)}.", "Tried:"]
+    lines += [f"  - {place}" for place in looked]
     if not download:
         lines.append("  - no download (download=False)")
     elif tried:
         lines += [f"  - download {t}" for t in tried[:4]]
-    lines += [f"  - local copy in {folder}" for folder in files.local_copies]
+    lines += [f"  - local copy in {folder}" for folder in local_copies]
     lines.append("Provide the files in one of these ways:")
-    lines.append(f"  - point --data.root at a folder holding {files.name}/raw/<file> (uncompressed or .gz)")
-    lines.append("  - run where the network reaches " + (", ".join(files.mirrors) or "the dataset's host"))
-    if files.extra_help:
-        lines.append("  - " + files.extra_help)
+    lines.append(f"  - point --data.root at {layout}")
+    lines.append("  - run where the network reaches " + (", ".join(urls) or "the dataset's host"))
+    if extra_help:
+        lines.append("  - " + extra_help)
     return "\n".join(lines)

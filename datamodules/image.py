@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
+from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
 
 
@@ -32,6 +33,12 @@ class ImageDataModule(InMemoryDataModule):
         normalize: bool = False,
         resize: int | None = None,
         download: bool = True,
+        crop_padding: int = 0,
+        hflip: float = 0.0,
+        brightness: float = 0.0,
+        contrast: float = 0.0,
+        saturation: float = 0.0,
+        hue: float = 0.0,
     ) -> None:
         """
         Args:
@@ -42,6 +49,12 @@ class ImageDataModule(InMemoryDataModule):
             normalize: subtract the dataset's mean and divide by its std (the book does not).
             resize: side in pixels that batches are resized to on their device (bilinear), e.g. 224 for NiN.
             download: try the dataset's mirrors when files are missing.
+            crop_padding: training only: zero-pad by this many pixels, then crop back at a random place (0: off).
+            hflip: training only: probability of a horizontal flip (0: off).
+            brightness: training only: brightness factor drawn from [max(0, 1 - b), 1 + b] (0: off).
+            contrast: training only: contrast factor drawn from [max(0, 1 - c), 1 + c] (0: off).
+            saturation: training only: saturation factor drawn from [max(0, 1 - s), 1 + s] (0: off; no effect on gray).
+            hue: training only: hue shift drawn from [-h, h], h <= 0.5 (0: off; no effect on gray).
         """
         super().__init__(batch_size=batch_size, seed=seed)
         self.save_hyperparameters()
@@ -49,6 +62,7 @@ class ImageDataModule(InMemoryDataModule):
         self.val_size = val_size
         self.normalize = normalize
         self.resize = resize
+        self.augmentation = Augmentation(crop_padding, hflip, brightness, contrast, saturation, hue)
         self.download = download
         self.train_set = self.val_set = self.test_set = None
 
@@ -90,14 +104,22 @@ class ImageDataModule(InMemoryDataModule):
     def predict_dataloader(self):
         return self._loader(self.test_set, train=False)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, *rest = batch
+    def transform(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """uint8 N x C x H x W -> float in [0, 1] -> resize -> augment (``train`` only) -> normalise, on x's device."""
         x = x.float().div_(255)
         if self.resize and self.resize != x.shape[-1]:
             # antialias matters only when shrinking, where it matches torchvision's Resize on tensors
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False, antialias=True)
+        if train:
+            x = self.augmentation(x)
         if self.normalize:
             mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
             std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
             x = (x - mean) / std
-        return (x, *rest)
+        return x
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # runs on the batch's device, so on a GPU the augmentation does too
+        x, *rest = batch
+        training = self.trainer is not None and self.trainer.training
+        return (self.transform(x, train=training), *rest)

@@ -1,4 +1,4 @@
-"""Fashion-MNIST (Xiao et al., 2017), the book's image dataset, from its IDX files."""
+"""MNIST (LeCun et al., 1998) and Fashion-MNIST (Xiao et al., 2017) from their IDX files."""
 
 from __future__ import annotations
 
@@ -49,4 +49,22 @@ class FashionMNIST(IDXImageDataModule):
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         local_copies=("/usr/share/datasets/fashion-mnist",),
         extra_help="on Debian: apt-get install dataset-fashion-mnist (files land in /usr/share/datasets/fashion-mnist)",
+    )
+
+
+@register_datamodule
+class MNIST(IDXImageDataModule):
+    """MNIST: 60k/10k 28x28 grayscale handwritten digits."""
+
+    classes = tuple(str(d) for d in range(10))
+    mean, std = (0.1307,), (0.3081,)
+    files = FileSet(
+        name="MNIST",
+        md5={
+            "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+            "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+            "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+            "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+        },
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
     )

@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import DatasetError, FashionMNIST
+from datamodules import MNIST, DatasetError, FashionMNIST
 from datamodules.files import md5sum
 from datamodules.idx import read_idx
 from tests.conftest import SHARED_DATASETS, make_mnist_like, write_idx
 
 
 @pytest.mark.parametrize("compress", [False, True])
-def test_fashion_mnist_loads_idx_files(tmp_path, monkeypatch, compress):
-    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+@pytest.mark.parametrize("cls", [FashionMNIST, MNIST])
+def test_idx_datamodules_load_their_files(tmp_path, monkeypatch, compress, cls):
+    raw = tmp_path / "root" / cls.files.name / "raw"
     arrays, md5 = make_mnist_like(raw, compress=compress)
-    monkeypatch.setattr(FashionMNIST, "files", dataclasses.replace(FashionMNIST.files, md5=md5, mirrors=(), local_copies=()))
-    dm = FashionMNIST(root=str(tmp_path / "root"), val_size=50, batch_size=64)
+    monkeypatch.setattr(cls, "files", dataclasses.replace(cls.files, md5=md5, mirrors=(), local_copies=()))
+    dm = cls(root=str(tmp_path / "root"), val_size=50, batch_size=64)
     dm.prepare_data()
     dm.setup("fit")
     dm.setup("test")
@@ -141,10 +142,13 @@ def test_not_an_idx_file(tmp_path):
         read_idx(path)
 
 
-@pytest.mark.skipif(not (SHARED_DATASETS / "FashionMNIST").exists(), reason="needs the real Fashion-MNIST copy")
-def test_real_fashion_mnist_md5s():
-    dm = FashionMNIST(root=str(SHARED_DATASETS), download=False)
+@pytest.mark.skipif(not (SHARED_DATASETS / "FashionMNIST").exists(), reason="needs the real dataset copies")
+@pytest.mark.parametrize("cls", [FashionMNIST, MNIST])
+def test_real_files_match_the_md5s(cls):
+    dm = cls(root=str(SHARED_DATASETS), download=False)
     dm.prepare_data()  # verifies the md5s listed in the DataModule against the real files
     dm.setup("test")
     assert dm.test_set[0].shape == (10000, 1, 28, 28)
-    assert torch.bincount(dm.test_set[1]).tolist() == [1000] * 10
+    counts = torch.bincount(dm.test_set[1]).tolist()
+    # per-class test counts, as published with each dataset
+    assert counts == ([1000] * 10 if cls is FashionMNIST else [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])

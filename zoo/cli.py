@@ -20,6 +20,7 @@ import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo.base import ZooModule
+from zoo.callbacks import InputGrid
 from zoo.checkpoints import find_checkpoint, read_hparams
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
 
@@ -166,6 +167,7 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [InputGrid()]},
         parser_kwargs={"description": "The d2l model zoo. `zoo list` lists the models and DataModules."},
         args=args,
         run=run,
