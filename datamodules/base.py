@@ -41,7 +41,8 @@ class BatchIndexSampler(DistributedSampler):
     Training (``even=True``) gives every rank the same number of batches, as
     DDP's gradient sync requires, by wrapping around like ``DistributedSampler``.
     Evaluation (``even=False``) gives every sample to exactly one rank, no padding,
-    so metrics reduced across ranks count each sample once.
+    so metrics reduced across ranks count each sample once; ranks still take
+    the same number of steps, their batches differing in size by a sample or so.
     It subclasses ``DistributedSampler`` so that Lightning keeps it in DDP
     instead of replacing it, and receives ``set_epoch`` every epoch.
     """
@@ -74,10 +75,19 @@ class BatchIndexSampler(DistributedSampler):
         return order[self.rank :: self.num_replicas]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        yield from self._indices().split(self.batch_size)[: len(self)]
+        indices = self._indices()
+        batches = list(indices.split(self.batch_size))
+        # Every rank takes the same number of steps, also in evaluation: DDP's forward syncs buffers
+        # (BatchNorm statistics) at each step, so a rank stopping one batch early would hang the others.
+        # A rank holding one sample fewer splits its last batch in two instead.
+        while len(batches) < len(self):
+            last = batches.pop() if batches else indices[:0]
+            half = (len(last) + 1) // 2
+            batches += [last[:half], last[half:]]
+        yield from batches[: len(self)]
 
     def __len__(self) -> int:
-        per_rank = math.ceil(self.n / self.num_replicas) if self.even else len(range(self.rank, self.n, self.num_replicas))
+        per_rank = math.ceil(self.n / self.num_replicas)  # the largest shard
         return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
 
 

@@ -22,10 +22,8 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
-    """Write ``array`` (uint8) in the IDX format of MNIST: magic 0x00000803-style header, big-endian dims."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.tobytes()
+    """Write ``array`` (uint8) in the IDX format of MNIST: magic 0x0000080N, then big-endian dims, then data."""
+    data = idx_bytes(array)
     path.parent.mkdir(parents=True, exist_ok=True)
     if compress:
         path = path.with_name(path.name + ".gz")
@@ -35,7 +33,7 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     return path
 
 
-def make_mnist_like(folder: Path, n_train: int = 300, n_test: int = 101, seed: int = 0, compress: bool = False):
+def mnist_like_arrays(n_train: int = 300, n_test: int = 101, seed: int = 0) -> dict[str, np.ndarray]:
     """Fake MNIST-style data whose label is recoverable from the image (so a model can learn it)."""
     rng = np.random.default_rng(seed)
     arrays = {}
@@ -46,12 +44,20 @@ def make_mnist_like(folder: Path, n_train: int = 300, n_test: int = 101, seed: i
             images[i, 2 + 2 * label : 4 + 2 * label, 4:24] = 250
         arrays[f"{prefix}-images-idx3-ubyte"] = images
         arrays[f"{prefix}-labels-idx1-ubyte"] = labels
-    md5 = {}
+    return arrays
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def make_mnist_like(folder: Path, n_train: int = 300, n_test: int = 101, seed: int = 0, compress: bool = False):
+    """Write fake MNIST-style IDX files into ``folder``; return the arrays and the md5 of each uncompressed file."""
+    arrays = mnist_like_arrays(n_train, n_test, seed)
     for name, array in arrays.items():
         write_idx(folder / name, array, compress=compress)
-        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-        md5[name] = hashlib.md5(header + array.tobytes()).hexdigest()
-    return arrays, md5
+    return arrays, {name: hashlib.md5(idx_bytes(a)).hexdigest() for name, a in arrays.items()}
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import CONFIGS, cli
-from zoo.registry import list_models
+from zoo.registry import list_datamodules, list_models
 
 CONFIG_FILES = sorted(CONFIGS.glob("*.yaml"))
 
@@ -38,7 +38,10 @@ def test_unknown_datamodule_in_config_lists_valid_names(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli("fit", "-c", str(config))
     assert exit_info.value.code != 0
-    assert "unknown DataModule 'datamodules.FashionMNST'; choose one of: FashionMNIST" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown DataModule 'datamodules.FashionMNST'; choose one of: " in err
+    for name in list_datamodules():
+        assert name in err
 
 
 def test_data_determines_model_shape(fake_fashion):

@@ -8,16 +8,22 @@ import torch
 from datamodules.base import BatchIndexSampler
 
 
-@pytest.mark.parametrize("n,batch,ranks", [(101, 8, 2), (100, 10, 3), (7, 4, 1), (5, 4, 4)])
-def test_evaluation_counts_every_sample_once(n, batch, ranks):
-    seen = []
+@pytest.mark.parametrize("n,batch,ranks", [(101, 8, 2), (100, 10, 3), (7, 4, 1), (5, 4, 4), (9, 4, 2), (17, 8, 2), (3, 1, 2)])
+def test_evaluation_counts_every_sample_once_in_equal_steps(n, batch, ranks):
+    seen, steps = [], set()
     for rank in range(ranks):
         sampler = BatchIndexSampler(n, batch, num_replicas=ranks, rank=rank, even=False)
         batches = list(sampler)
+        steps.add(len(batches))
         assert len(batches) == len(sampler)
         assert all(len(b) <= batch for b in batches)
-        seen += torch.cat(batches).tolist() if batches else []
-    assert sorted(seen) == list(range(n))
+        seen += torch.cat(batches).tolist()
+    assert sorted(seen) == list(range(n))  # no sample twice, none left out
+    assert len(steps) == 1  # every rank takes the same number of steps
+
+
+def test_single_process_evaluation_batches_are_full():
+    assert [len(b) for b in BatchIndexSampler(10, 4, even=False)] == [4, 4, 2]
 
 
 @pytest.mark.parametrize("n,batch,ranks", [(101, 8, 2), (100, 10, 3), (9, 4, 4)])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
+
+from zoo.batchnorm import BatchNorm
 
 STAGES = ("train", "val", "test")
 
@@ -29,17 +32,40 @@ class ZooModule(L.LightningModule):
         super().__init__()
         # a weighted mean, so uneven last batches (and uneven DDP shards) count per sample
         self.loss_mean = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+        # evaluation counts its samples: proof that none is dropped or counted twice across ranks
+        self.samples = nn.ModuleDict({f"{s}_": SumMetric() for s in ("val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def setup(self, stage: str) -> None:
+        # Lightning's sync_batchnorm converts nn.BatchNorm layers; the zoo's own BatchNorm syncs itself
+        scratch = [m for m in self.modules() if isinstance(m, BatchNorm)]
+        if not scratch or self.trainer.world_size == 1:
+            return
+        sync = getattr(self.trainer.strategy, "_layer_sync", None) is not None
+        for m in scratch:
+            m.sync = sync
+        if not sync and stage == "fit":
+            rank_zero_warn(
+                f"{type(self).__name__}: its from-scratch BatchNorm uses each process's own batch statistics "
+                f"over {self.trainer.world_size} processes; pass --trainer.sync_batchnorm true to compute them "
+                "over the global batch."
+            )
 
     def model_step(self, batch, stage: str) -> torch.Tensor:
         raise NotImplementedError
 
     def _log_loss(self, loss: torch.Tensor, n: int, stage: str) -> None:
+        if n == 0:  # an empty evaluation batch keeps DDP ranks in step; it counts nothing
+            return
         metric = self.loss_mean[f"{stage}_"]
         metric.update(loss.detach(), weight=n)
         self.log(f"{stage}/loss", metric, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        if stage != "train":
+            count = self.samples[f"{stage}_"]
+            count.update(torch.tensor(float(n), device=loss.device))
+            self.log(f"{stage}/samples", count, on_step=False, on_epoch=True)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.model_step(batch, "train")
@@ -69,9 +95,10 @@ class ClassificationModule(ZooModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self._log_loss(loss, len(y), stage)
-        acc = self.acc[f"{stage}_"]
-        acc.update(logits.detach(), y)
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        if len(y):
+            acc = self.acc[f"{stage}_"]
+            acc.update(logits.detach(), y)
+            self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:

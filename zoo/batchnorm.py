@@ -5,20 +5,32 @@ in training (biased variance to normalise, unbiased variance into the running
 estimate), running statistics in evaluation, ``momentum`` and ``eps`` with
 PyTorch's meaning. Parameter and buffer names match ``nn.BatchNorm`` so state
 dicts move between the two.
+
+Under DDP, ``sync=True`` computes the batch statistics over all processes, as
+``nn.SyncBatchNorm`` does (the zoo's models turn it on when the trainer is
+given ``sync_batchnorm=True``); otherwise each process normalises by its own
+batch.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.distributed.nn.functional import all_reduce
+
+# the suggested replacement (torch.distributed._functional_collectives) is private and not differentiable
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_reduce is deprecated")
 
 
 class BatchNorm(nn.Module):
     """Batch normalization for (N, C) and (N, C, H, W) inputs, without ``F.batch_norm``."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, sync: bool = False) -> None:
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.num_features, self.eps, self.momentum, self.sync = num_features, eps, momentum, sync
         self.weight = nn.Parameter(torch.ones(num_features))  # gamma
         self.bias = nn.Parameter(torch.zeros(num_features))  # beta
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -32,10 +44,16 @@ class BatchNorm(nn.Module):
         dims = (0,) if x.dim() == 2 else (0, 2, 3)  # statistics per channel
         shape = (1, -1) if x.dim() == 2 else (1, -1, 1, 1)
         if self.training:
-            mean = x.mean(dim=dims, keepdim=True)
-            var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+            n = x.numel() // x.shape[1]
+            if self.sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                # sums over every process; all_reduce from torch.distributed.nn carries gradients back
+                n = int(all_reduce(torch.tensor(float(n), device=x.device)).item())
+                mean = all_reduce(x.sum(dim=dims, keepdim=True)) / n
+                var = all_reduce(((x - mean) ** 2).sum(dim=dims, keepdim=True)) / n
+            else:
+                mean = x.mean(dim=dims, keepdim=True)
+                var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
             with torch.no_grad():
-                n = x.numel() // x.shape[1]
                 unbiased = var.flatten() * n / max(n - 1, 1)
                 self.running_mean.lerp_(mean.flatten(), self.momentum)
                 self.running_var.lerp_(unbiased, self.momentum)
@@ -46,4 +64,4 @@ class BatchNorm(nn.Module):
         return self.weight.view(shape) * x_hat + self.bias.view(shape)
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, sync={self.sync}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 import warnings
@@ -101,6 +102,32 @@ class ZooCLI(LightningCLI):
         if update:
             self.config = self.parser.parse_object({subcommand: update}, self.config)
 
+    def after_validate(self) -> None:
+        self._write_metrics("validate")
+
+    def after_test(self) -> None:
+        self._write_metrics("test")
+
+    def _write_metrics(self, stage: str) -> None:
+        """The metrics as JSON beside the run's logs, for scripts (the table on screen is Lightning's)."""
+        folder = Path(self.trainer.log_dir or ".")  # a collective under DDP: every rank asks
+        if self.trainer.global_rank != 0:
+            return
+        record = {
+            "stage": stage,
+            "model": type(self.model).__name__,
+            "data": type(self.datamodule).__name__,
+            "ckpt_path": self.config[self.subcommand].get("ckpt_path"),
+            "world_size": self.trainer.world_size,
+            "metrics": {k: v.item() for k, v in self.trainer.callback_metrics.items()},
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{stage}_metrics.json"
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(path)
+        rank_zero_info(f"Metrics written to {path}")
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand != "fit":
             # evaluation restores a checkpoint's callback state into a new log folder; nothing is lost
@@ -108,13 +135,16 @@ class ZooCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
-        # keep the best epoch by the model's own criterion, and the last one for resuming
+        # Lightning's default checkpoint becomes two: the best epoch by the model's own criterion, and the
+        # latest one for resuming (one callback with save_last=True refreshes last.ckpt only when best improves)
         defaults = [cb for cb in trainer.callbacks if type(cb) is ModelCheckpoint and cb.monitor is None]
         if defaults and isinstance(self.model, ZooModule):
-            best = ModelCheckpoint(
-                filename="best", monitor=self.model.monitor, mode=self.model.monitor_mode, save_last=True
-            )
-            trainer.callbacks[trainer.callbacks.index(defaults[0])] = best
+            i = trainer.callbacks.index(defaults[0])
+            trainer.callbacks[i : i + 1] = [
+                ModelCheckpoint(filename="best", monitor=self.model.monitor, mode=self.model.monitor_mode,
+                                enable_version_counter=False),
+                ModelCheckpoint(filename="last", enable_version_counter=False),
+            ]
         return trainer
 
 
@@ -189,6 +219,9 @@ def main() -> None:
         print_catalogue()
         return
     cli_main()
+    # Lightning leaves the process group up; gloo's threads can abort the interpreter's exit otherwise
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""Real multi-process DDP on the CPU (gloo): exact evaluation, checkpoints across process counts, two nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, make_mnist_like
+
+pytestmark = pytest.mark.slow  # each test starts several Python processes
+
+DDP_CPU = str(REPO / "configs" / "trainer" / "ddp_cpu.yaml")
+
+
+def zoo(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "zoo.cli", *args, "--trainer.enable_progress_bar", "false",
+           "--trainer.enable_model_summary", "false"]
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out
+
+
+def metrics(cwd: Path, stage: str) -> dict:
+    """The newest run's metrics JSON."""
+    paths = sorted((cwd / "lightning_logs").glob(f"version_*/{stage}_metrics.json"),
+                   key=lambda p: int(p.parent.name.split("_")[1]))
+    return json.loads(paths[-1].read_text())
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    make_mnist_like(tmp_path / "data" / "FashionMNIST" / "raw")  # 300 train, 101 test: odd on purpose
+    return tmp_path / "data"
+
+
+def data_args(root: Path) -> list[str]:
+    return ["--data", "tests.fakes.FakeFashionMNIST", "--data.root", str(root), "--data.val_size", "51",
+            "--data.batch_size", "16"]
+
+
+def test_test_metrics_identical_on_one_and_two_processes(tmp_path, data_root):
+    zoo("fit", "--model", "LeNetBN", *data_args(data_root), "--trainer.max_epochs", "2", cwd=tmp_path)
+    ckpt = str(next((tmp_path / "lightning_logs").glob("version_0/checkpoints/best.ckpt")))
+    zoo("test", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path)
+    one = metrics(tmp_path, "test")
+    zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
+    two = metrics(tmp_path, "test")
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert one["metrics"]["test/samples"] == two["metrics"]["test/samples"] == 101
+    assert two["metrics"]["test/acc"] == pytest.approx(one["metrics"]["test/acc"], abs=1e-6)
+    assert two["metrics"]["test/loss"] == pytest.approx(one["metrics"]["test/loss"], abs=1e-6)
+    # validation too (51 samples, also odd), through DDP's forward
+    zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
+    zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path)
+    assert metrics(tmp_path, "validate")["metrics"]["val/samples"] == 51
+
+
+def test_ddp_fit_checkpoint_loads_in_one_process(tmp_path, data_root):
+    out = zoo("fit", "-c", DDP_CPU, "--model", "LeNetBNScratch", *data_args(data_root), "--trainer.max_epochs", "2",
+              cwd=tmp_path)
+    assert "Trainer.fit` stopped: `max_epochs=2` reached" in out.stderr
+    ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    # 249 training samples over 2 ranks in batches of 16: 8 steps per epoch on each rank
+    assert state["global_step"] == 16 and state["epoch"] == 1
+    zoo("test", "--ckpt_path", str(ckpt), "--trainer.devices", "1", cwd=tmp_path)
+    result = metrics(tmp_path, "test")
+    assert result["world_size"] == 1 and result["metrics"]["test/samples"] == 101
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_with_torchrun_on_loopback(tmp_path, data_root):
+    """Two 'nodes' of one process each, as `torchrun --nnodes 2` starts them on two machines."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    procs = []
+    for node_rank in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+               "--node_rank", str(node_rank), "--master_addr", "127.0.0.1", "--master_port", str(port),
+               "-m", "zoo.cli", "fit", "--model", "LeNet", *data_args(data_root), "--trainer.max_epochs", "1",
+               "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "2",
+               "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false"]
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, output in zip(procs, outputs):
+        assert p.returncode == 0, output[-4000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in "".join(outputs)
+    state = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 8  # 249 samples / 2 ranks / batches of 16, one epoch
