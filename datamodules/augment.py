@@ -11,7 +11,7 @@ instead of Python work per image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -27,78 +27,81 @@ def _per_sample(factor: torch.Tensor) -> torch.Tensor:
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """N x 3 x H x W -> N x 1 x H x W luma."""
     r, g, b = x.unbind(dim=1)
-    return (_GRAY[0] * r + _GRAY[1] * g + _GRAY[2] * b).unsqueeze(1)
+    return (_GRAY[0] * r).add_(g, alpha=_GRAY[1]).add_(b, alpha=_GRAY[2]).unsqueeze(1)
 
 
-def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return (x * _per_sample(factor)).clamp(0, 1)
+# The jitter operations write into their input (the caller passes a copy): on a CPU, allocating a fresh
+# batch-sized tensor for each step costs more than the arithmetic.
+
+def adjust_brightness_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return x.mul_(_per_sample(factor)).clamp_(0, 1)
 
 
-def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    f = _per_sample(factor)
-    return (f * x + (1 - f) * other).clamp(0, 1)
+def _blend_(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    # factor * x + (1 - factor) * other
+    return x.lerp_(other.expand_as(x), 1 - _per_sample(factor)).clamp_(0, 1)
 
 
-def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def adjust_contrast_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     gray = grayscale(x) if x.shape[1] == 3 else x
-    return _blend(x, gray.mean(dim=(1, 2, 3), keepdim=True), factor)
+    return _blend_(x, gray.mean(dim=(1, 2, 3), keepdim=True), factor)
 
 
-def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def adjust_saturation_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:  # no color to saturate (torchvision and PIL return the image)
         return x
-    return _blend(x, grayscale(x), factor)
+    return _blend_(x, grayscale(x), factor)
 
 
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = x.unbind(dim=1)
-    maxc = torch.maximum(torch.maximum(r, g), b)  # elementwise: much faster than a reduction over dim 1
-    minc = torch.minimum(torch.minimum(r, g), b)
-    delta = maxc - minc
-    gray = delta == 0  # hue and saturation are 0 where all channels are equal
-    s = delta / torch.where(gray, torch.ones_like(maxc), maxc)
-    d = torch.where(gray, torch.ones_like(delta), delta)
-    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(gray, torch.zeros_like(h), h)
-    h = (h / 6.0 + 1.0).fmod(1.0)
-    return torch.stack((h, s, maxc), dim=1)
+def adjust_hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``hsv_to_rgb(rgb_to_hsv(x) + (shift, 0, 0))`` in one pass, without materialising HSV.
 
-
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    # channel c = v - v*s*clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6 with n = 5, 3, 1 for r, g, b:
-    # the sector table of the textbook conversion in closed form, with no integer gather
-    h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = (n + h * 6.0).remainder(6.0)
-    return (v - v * s * torch.minimum(k, 4.0 - k).clamp(0, 1)).clamp(0, 1)
-
-
-def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    With v = max, delta = max - min (= v * s) and the hue h6 in sixths of a turn,
+    channel n of the result is v - delta * clamp(min(k, 4 - k), 0, 1) with
+    k = (n + h6) mod 6, n = 5, 3, 1 for red, green, blue: the textbook sector
+    table in closed form, computed in a preallocated workspace.
+    """
     if x.shape[1] == 1:  # a gray image has no hue
         return x
-    hsv = rgb_to_hsv(x)
-    h = (hsv[:, 0] + shift.view(-1, 1, 1)).remainder(1.0)
-    return hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), dim=1))
+    r, g, b = x.unbind(dim=1)
+    maxc, delta, h6, t = x.new_empty((4, x.shape[0], *x.shape[2:])).unbind(0)
+    torch.maximum(torch.maximum(r, g, out=maxc), b, out=maxc)
+    torch.minimum(torch.minimum(r, g, out=delta), b, out=delta)
+    torch.sub(maxc, delta, out=delta)
+    is_r = maxc == r
+    is_g = (maxc == g).logical_and_(~is_r)  # red wins ties, as in torchvision
+    is_b = ~(is_r | is_g)
+    # h6 * delta: g - b where red is largest, b - r + 2 delta where green, r - g + 4 delta where blue
+    torch.mul(torch.sub(g, b, out=t), is_r, out=h6)
+    h6.add_(torch.sub(b, r, out=t).add_(delta, alpha=2).mul_(is_g))
+    h6.add_(torch.sub(r, g, out=t).add_(delta, alpha=4).mul_(is_b))
+    h6.div_(torch.clamp_min(delta, 1e-12, out=t))  # gray pixels: delta = 0 and so is the numerator
+    h6.add_(6 * shift.view(-1, 1, 1))
+    for c, n in enumerate((5.0, 3.0, 1.0)):
+        k = torch.add(h6, n, out=t).remainder_(6.0)
+        k = torch.minimum(k, 4.0 - k, out=k).clamp_(0, 1).mul_(delta)
+        x.select(1, c).copy_(torch.sub(maxc, k, out=k))
+    return x
 
 
-_JITTER = {"brightness": adjust_brightness, "contrast": adjust_contrast, "saturation": adjust_saturation, "hue": adjust_hue}
+_JITTER = {"brightness": adjust_brightness_, "contrast": adjust_contrast_, "saturation": adjust_saturation_,
+           "hue": adjust_hue_}
 
 
-def crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int, padding: int) -> torch.Tensor:
-    """Zero-pad by ``padding`` then take a ``size`` x ``size`` window at (top, left) of each sample."""
+def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, padding: int) -> torch.Tensor:
+    """Zero-pad by ``padding``, take the H x W window at (top, left) of each sample, mirrored where ``flip``.
+
+    One gather of precomputed source positions: cheaper than cropping and flipping separately.
+    """
+    n, c, h, w = x.shape
     if padding:
         x = F.pad(x, (padding,) * 4)
-    n, c, h, w = x.shape
-    steps = torch.arange(size, device=x.device)
-    rows = (top.view(n, 1) + steps).view(n, 1, size, 1).expand(n, c, size, w)
-    x = x.gather(2, rows)  # N x C x size x W
-    cols = (left.view(n, 1) + steps).view(n, 1, 1, size).expand(n, c, size, size)
-    return x.gather(3, cols)  # N x C x size x size
-
-
-def hflip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    wide = x.shape[-1]
+    rows = top.view(n, 1) + torch.arange(h, device=x.device)  # N x H source rows
+    j = torch.arange(w, device=x.device)
+    cols = left.view(n, 1) + torch.where(flip.view(n, 1), w - 1 - j, j)  # N x W source columns
+    index = (rows.view(n, h, 1) * wide + cols.view(n, 1, w)).view(n, 1, h * w).expand(n, c, h * w)
+    return x.flatten(2).gather(2, index).view(n, c, h, w)
 
 
 @dataclass
@@ -117,6 +120,7 @@ class Augmentation:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0
+    _workspace: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "saturation"):
@@ -133,7 +137,9 @@ class Augmentation:
     def active(self) -> bool:
         return bool(self.crop_padding or self.hflip or self.brightness or self.contrast or self.saturation or self.hue)
 
-    def sample(self, n: int, size: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def sample(
+        self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Independent random parameters for each of ``n`` samples."""
 
         def uniform(low: float, high: float) -> torch.Tensor:
@@ -157,27 +163,56 @@ class Augmentation:
             params["order"] = torch.rand(n, len(JITTER_OPS), device=device, generator=generator).argsort(dim=1)
         return params
 
+    def geometric(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Crop and flip: exact on any dtype, so they can run on uint8 before the conversion to float."""
+        if "top" not in params and "flip" not in params:
+            return x
+        zeros = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        top, left = params.get("top", zeros), params.get("left", zeros)
+        flip = params.get("flip", torch.zeros(len(x), dtype=torch.bool, device=x.device))
+        return crop_flip(x, top, left, flip, self.crop_padding if "top" in params else 0)
+
+    def color_(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Color jitter of float images in [0, 1], in place, each sample's four operations in its own order.
+
+        At each of the four positions the batch is reordered so that the samples
+        doing the same operation there are one contiguous slice, which that
+        operation changes in place; a last gather writes the result back into ``x``
+        in the original order.
+        """
+        if "order" not in params:
+            return x
+        order = params["order"]
+        current = torch.arange(len(x), device=x.device)  # which original sample sits at each row
+        buffers = self._buffers(x)
+        y = x
+        for position in range(len(JITTER_OPS)):
+            key = order[current, position]
+            step = key.argsort(stable=True)
+            y = torch.index_select(y, 0, step, out=buffers[position % 2])
+            current = current[step]
+            counts = torch.bincount(key, minlength=len(JITTER_OPS)).tolist()
+            start = 0
+            for op_index, name in enumerate(JITTER_OPS):
+                end = start + counts[op_index]
+                if end > start and name in params:
+                    _JITTER[name](y[start:end], params[name][current[start:end]])
+                start = end
+        return torch.index_select(y, 0, current.argsort(), out=x)
+
+    def _buffers(self, x: torch.Tensor) -> torch.Tensor:
+        # Kept between batches: on a CPU, touching fresh memory every batch costs as much as the arithmetic.
+        ws = self._workspace
+        if ws is None or ws.shape[1:] != x.shape or ws.dtype != x.dtype or ws.device != x.device:
+            ws = self._workspace = torch.empty((2, *x.shape), dtype=x.dtype, device=x.device)
+        return ws
+
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Augment float images in [0, 1] with the given per-sample parameters."""
-        if "top" in params:
-            x = crop(x, params["top"], params["left"], x.shape[-1], self.crop_padding)
-        if "flip" in params:
-            x = hflip(x, params["flip"])
-        if "order" in params:
-            x = x.clone()  # written in place below, the caller's batch stays as it was
-            for position in range(len(JITTER_OPS)):
-                chosen = params["order"][:, position]
-                for op_index, name in enumerate(JITTER_OPS):
-                    if name not in params:
-                        continue
-                    idx = (chosen == op_index).nonzero().flatten()
-                    if len(idx) == len(x):
-                        x = _JITTER[name](x, params[name])
-                    elif len(idx):
-                        x[idx] = _JITTER[name](x[idx], params[name][idx])
-        return x
+        """Augment float images in [0, 1] with the given per-sample parameters (``x`` is left as it was)."""
+        y = self.geometric(x, params)
+        return self.color_(y.clone() if y is x else y, params)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self.active:
             return x
-        return self.apply(x, self.sample(len(x), x.shape[-1], x.device, generator))
+        return self.apply(x, self.sample(len(x), x.device, generator))

@@ -106,16 +106,21 @@ class ImageDataModule(InMemoryDataModule):
 
     def transform(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
         """uint8 N x C x H x W -> float in [0, 1] -> resize -> augment (``train`` only) -> normalise, on x's device."""
+        if x.dtype != torch.uint8:
+            raise TypeError(f"{type(self).__name__}.transform takes uint8 image batches, got {x.dtype}")
+        resize = self.resize and self.resize != x.shape[-1]
+        params = self.augmentation.sample(len(x), x.device) if train and self.augmentation.active else {}
+        if params and not resize:
+            x = self.augmentation.geometric(x, params)  # on uint8: a quarter of the memory traffic
         x = x.float().div_(255)
-        if self.resize and self.resize != x.shape[-1]:
+        if resize:
             # antialias matters only when shrinking, where it matches torchvision's Resize on tensors
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False, antialias=True)
-        if train:
-            x = self.augmentation(x)
-        if self.normalize:
-            mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-            x = (x - mean) / std
+            x = self.augmentation.geometric(x, params) if params else x
+        x = self.augmentation.color_(x, params) if params else x  # x is this function's own tensor
+        if self.normalize:  # in place: x is this function's own tensor by now
+            x.sub_(torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1))
+            x.div_(torch.tensor(self.std, device=x.device).view(1, -1, 1, 1))
         return x
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

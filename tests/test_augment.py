@@ -57,7 +57,7 @@ def test_each_jitter_op_matches_torchvision(images, op, channels):
 
 def test_full_pipeline_matches_torchvision_per_sample(images):
     aug = Augmentation(crop_padding=4, hflip=0.5, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
-    params = aug.sample(len(images), 32, generator=torch.Generator().manual_seed(3))
+    params = aug.sample(len(images), generator=torch.Generator().manual_seed(3))
     out = aug.apply(images, params)
     for i in range(len(images)):
         ref = TF.crop(TF.pad(images[i], [4], fill=0), int(params["top"][i]), int(params["left"][i]), 32, 32)
@@ -72,7 +72,7 @@ def test_full_pipeline_matches_torchvision_per_sample(images):
 def test_parameters_are_per_sample_independent_and_in_range():
     aug = Augmentation(crop_padding=4, hflip=0.5, brightness=0.3, contrast=0.6, saturation=1.5, hue=0.1)
     n = 20_000
-    p = aug.sample(n, 32, generator=torch.Generator().manual_seed(0))
+    p = aug.sample(n, generator=torch.Generator().manual_seed(0))
     assert p["top"].min() == 0 and p["top"].max() == 8 and p["left"].min() == 0 and p["left"].max() == 8
     assert torch.bincount(p["top"], minlength=9).min() > n / 9 * 0.9  # every offset about equally likely
     assert abs(p["flip"].float().mean() - 0.5) < 0.02
