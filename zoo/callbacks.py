@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
@@ -28,25 +31,55 @@ def labelled_grid(images: torch.Tensor, captions: list[str], ncol: int = 8, cell
 
 
 class InputGrid(L.Callback):
-    """Once per run, a labelled grid of the first training batch as the model sees it (after augmentation)."""
+    """Once per run, a labelled grid of the first training batch as the model sees it (after augmentation).
+
+    The batch is copied at the first step and drawn at the end of the epoch, so drawing does not stall training.
+    """
 
     def __init__(self, max_images: int = 32) -> None:
         self.max_images = max_images
-        self.logged = False
+        self.done = False
+        self._pending: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        if self.logged or not isinstance(batch, (tuple, list)) or batch[0].dim() != 4:
+        if self.done or not isinstance(batch, (tuple, list)) or batch[0].dim() != 4:
             return
-        self.logged = True
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers or trainer.global_rank != 0:
+        self.done = True
+        if trainer.global_rank == 0 and any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
+            x, y = batch[0][: self.max_images].detach().clone(), batch[1][: self.max_images].clone()
+            self._pending = (x, y, trainer.global_step)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is None:
             return
-        x, y = batch[0][: self.max_images].detach().float().cpu(), batch[1][: self.max_images].cpu()
+        x, y, step = self._pending
+        self._pending = None
+        x, y = x.float().cpu(), y.cpu()
         dm = trainer.datamodule
         if getattr(dm, "normalize", False):  # undo the normalisation so the colours are the real ones
             x = x * torch.tensor(dm.std).view(1, -1, 1, 1) + torch.tensor(dm.mean).view(1, -1, 1, 1)
         names = getattr(dm, "classes", ())
         captions = [names[i] if i < len(names) else str(i) for i in y.tolist()]
         grid = labelled_grid(x, captions)
-        for logger in loggers:
-            logger.experiment.add_image("inputs/train", grid, trainer.global_step)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("inputs/train", grid, step)
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's Rich progress bar, redrawn at most ``max_per_second`` times a second in training.
+
+    Redrawing on every step (Lightning's default) gathers and formats every
+    logged metric each time: about 5% of a small model's step on a CPU.
+    """
+
+    def __init__(self, max_per_second: float = 4.0) -> None:
+        super().__init__()
+        self.min_interval = 1.0 / max_per_second
+        self._last_draw = 0.0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        now = time.monotonic()
+        if batch_idx + 1 >= trainer.num_training_batches or now - self._last_draw >= self.min_interval:
+            self._last_draw = now
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

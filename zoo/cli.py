@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import yaml
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -21,7 +21,7 @@ import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo.base import ZooModule
-from zoo.callbacks import InputGrid
+from zoo.callbacks import InputGrid, ProgressBar
 from zoo.checkpoints import find_checkpoint, read_hparams
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
 
@@ -145,6 +145,10 @@ class ZooCLI(LightningCLI):
                                 enable_version_counter=False),
                 ModelCheckpoint(filename="last", enable_version_counter=False),
             ]
+        # Lightning's default bar redraws on every step; ours at most a few times a second
+        bars = [cb for cb in trainer.callbacks if type(cb) in (TQDMProgressBar, RichProgressBar)]
+        if bars:
+            trainer.callbacks[trainer.callbacks.index(bars[0])] = ProgressBar()
         return trainer
 
 
