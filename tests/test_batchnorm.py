@@ -47,3 +47,51 @@ def test_rejects_wrong_rank_and_channels():
         BatchNorm(4)(torch.zeros(2, 4, 3))
     with pytest.raises(ValueError, match=r"got \(2, 3, 5, 5\)"):
         BatchNorm(4)(torch.zeros(2, 3, 5, 5))
+
+
+def _sync_worker(rank: int, world: int, port: int, x: torch.Tensor, upstream: torch.Tensor, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        bn = BatchNorm(5, sync=True)
+        with torch.no_grad():
+            bn.weight.copy_(torch.linspace(0.5, 2.0, 5))
+        part = x.chunk(world)[rank].clone().requires_grad_()
+        y = bn(part)
+        (y * upstream.chunk(world)[rank]).sum().backward()
+        torch.save({"y": y.detach(), "grad": part.grad, "weight_grad": bn.weight.grad,
+                    "running_mean": bn.running_mean, "running_var": bn.running_var}, f"{out}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(12, 5), (6, 5, 4, 3)])
+def test_sync_over_processes_equals_batchnorm_of_the_global_batch(tmp_path, shape):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(0)
+    x, upstream = torch.randn(*shape) * 2 + 1, torch.randn(*shape)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_sync_worker, args=(2, port, x, upstream, str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in range(2)]
+
+    reference = (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(5)
+    with torch.no_grad():
+        reference.weight.copy_(torch.linspace(0.5, 2.0, 5))
+    xr = x.clone().requires_grad_()
+    y = reference(xr)
+    (y * upstream).sum().backward()
+    torch.testing.assert_close(torch.cat([r["y"] for r in ranks]), y.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([r["grad"] for r in ranks]), xr.grad, rtol=1e-5, atol=1e-5)
+    # each process holds its share of the parameter gradient; DDP's all-reduce adds them up
+    torch.testing.assert_close(ranks[0]["weight_grad"] + ranks[1]["weight_grad"], reference.weight.grad,
+                               rtol=1e-5, atol=1e-5)
+    for r in ranks:
+        torch.testing.assert_close(r["running_mean"], reference.running_mean, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(r["running_var"], reference.running_var, rtol=1e-5, atol=1e-5)

@@ -76,6 +76,16 @@ def test_ddp_fit_checkpoint_loads_in_one_process(tmp_path, data_root):
     assert result["world_size"] == 1 and result["metrics"]["test/samples"] == 101
 
 
+def run_together(commands: list[tuple[list[str], dict]], cwd: Path) -> list[str]:
+    """Start every (command, environment) at once, as a launcher would; all must succeed."""
+    procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for cmd, env in commands]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, output in zip(procs, outputs):
+        assert p.returncode == 0, output[-4000:]
+    return outputs
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,11 +103,29 @@ def test_two_nodes_with_torchrun_on_loopback(tmp_path, data_root):
                "-m", "zoo.cli", "fit", "--model", "LeNet", *data_args(data_root), "--trainer.max_epochs", "1",
                "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "2",
                "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false"]
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True))
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    for p, output in zip(procs, outputs):
-        assert p.returncode == 0, output[-4000:]
+        procs.append((cmd, env))
+    outputs = run_together(procs, tmp_path)
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in "".join(outputs)
     state = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 8  # 249 samples / 2 ranks / batches of 16, one epoch
+
+
+def test_srun_tasks_under_slurm_environment(tmp_path, data_root):
+    """What `srun` starts for `--nodes 1 --ntasks-per-node 2`: two tasks that Lightning places by SLURM's variables."""
+    port = _free_port()
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "",
+               "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1",
+               "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
+               "SLURM_JOB_NAME": "zoo-test", "SLURM_NODELIST": "localhost", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port)}
+        cmd = [sys.executable, "-m", "zoo.cli", "fit", "-c", DDP_CPU, "--model", "SoftmaxRegression",
+               *data_args(data_root), "--trainer.max_epochs", "1", "--trainer.num_nodes", env["SLURM_JOB_NUM_NODES"],
+               "--trainer.devices", env["SLURM_NTASKS_PER_NODE"], "--trainer.enable_progress_bar", "false"]
+        procs.append((cmd, env))
+    outputs = run_together(procs, tmp_path)
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in "".join(outputs)
+    # under SLURM, Lightning names the run after the job
+    state = torch.load(tmp_path / "lightning_logs" / "version_4242" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 8

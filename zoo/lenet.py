@@ -43,51 +43,39 @@ class LeNet(ClassificationModule):
         super().__init__(num_classes)
         self.save_hyperparameters()
         act, pool = (lambda: layers.activation(activation)), (lambda: layers.pooling(pooling))
-        features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), act(), pool(),  # N x 6 x 14 x 14
-            nn.Conv2d(6, 16, kernel_size=5), act(), pool(),  # N x 16 x 5 x 5
-            nn.Flatten(),
-        )
-        flat = output_numel(features, in_channels, input_size, "LeNet", _SMALL)
-        self.net = nn.Sequential(
-            *features,
-            nn.Linear(flat, 120), act(),
-            nn.Linear(120, 84), act(),
-            nn.Linear(84, num_classes),
-        )
+        features = nn.Sequential(*self.features(in_channels, act, pool), nn.Flatten())
+        flat = output_numel(features, in_channels, input_size, type(self).__name__, _SMALL)
+        self.net = nn.Sequential(*features, *self.classifier(flat, num_classes, act))
         self.net.apply(init_cnn)
 
+    def features(self, in_channels: int, act: Callable[[], nn.Module], pool: Callable[[], nn.Module]) -> list[nn.Module]:
+        return [
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), act(), pool(),  # N x 6 x 14 x 14
+            nn.Conv2d(6, 16, kernel_size=5), act(), pool(),  # N x 16 x 5 x 5
+        ]
 
-class _LeNetBatchNorm(ClassificationModule):
-    """The book's BatchNorm LeNet; subclasses choose the BatchNorm layers."""
+    def classifier(self, flat: int, num_classes: int, act: Callable[[], nn.Module]) -> list[nn.Module]:
+        return [nn.Linear(flat, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, num_classes)]
+
+
+class _LeNetBatchNorm(LeNet):
+    """The book's BatchNorm LeNet: no padding, a BatchNorm after every convolution and hidden linear layer."""
 
     norm2d: Callable[[int], nn.Module]
     norm1d: Callable[[int], nn.Module]
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_channels: int = 1,
-        input_size: int = 28,
-        activation: Activation = "sigmoid",
-        pooling: Pooling = "avg",
-    ) -> None:
-        super().__init__(num_classes)
-        self.save_hyperparameters()
-        act, pool = (lambda: layers.activation(activation)), (lambda: layers.pooling(pooling))
-        features = nn.Sequential(
+    def features(self, in_channels, act, pool):
+        return [
             nn.Conv2d(in_channels, 6, kernel_size=5), self.norm2d(6), act(), pool(),  # N x 6 x 12 x 12
             nn.Conv2d(6, 16, kernel_size=5), self.norm2d(16), act(), pool(),  # N x 16 x 4 x 4
-            nn.Flatten(),
-        )
-        flat = output_numel(features, in_channels, input_size, type(self).__name__, _SMALL)
-        self.net = nn.Sequential(
-            *features,
+        ]
+
+    def classifier(self, flat, num_classes, act):
+        return [
             nn.Linear(flat, 120), self.norm1d(120), act(),
             nn.Linear(120, 84), self.norm1d(84), act(),
             nn.Linear(84, num_classes),
-        )
-        self.net.apply(init_cnn)
+        ]
 
 
 @register_model
