@@ -73,6 +73,8 @@ class CIFAR10(ImageDataModule):
         val_size: int = 5000,
         seed: int = 0,
         normalize: bool = True,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
         resize: int | None = None,
         download: bool = True,
         crop_padding: int = 4,
@@ -83,7 +85,7 @@ class CIFAR10(ImageDataModule):
         hue: float = 0.05,
     ) -> None:
         """Same options as every image DataModule (see ``FashionMNIST``); here augmentation is on by default."""
-        super().__init__(root, batch_size, val_size, seed, normalize, resize, download,
+        super().__init__(root, batch_size, val_size, seed, normalize, mean, std, resize, download,
                          crop_padding, hflip, brightness, contrast, saturation, hue)
 
     def prepare_data(self) -> None:

@@ -31,6 +31,8 @@ class ImageDataModule(InMemoryDataModule):
         val_size: int = 5000,
         seed: int = 0,
         normalize: bool = False,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
         resize: int | None = None,
         download: bool = True,
         crop_padding: int = 0,
@@ -47,6 +49,8 @@ class ImageDataModule(InMemoryDataModule):
             val_size: examples of the official training set held out for validation (seeded split).
             seed: seed of the train/validation split and of the shuffling.
             normalize: subtract the dataset's mean and divide by its std (the book does not).
+            mean: per-channel mean to normalise with instead of the dataset's (e.g. pretrained weights' own).
+            std: per-channel std to normalise with instead of the dataset's.
             resize: side in pixels that batches are resized to on their device (bilinear), e.g. 224 for NiN.
             download: try the dataset's mirrors when files are missing.
             crop_padding: training only: zero-pad by this many pixels, then crop back at a random place (0: off).
@@ -61,6 +65,11 @@ class ImageDataModule(InMemoryDataModule):
         self.root = root
         self.val_size = val_size
         self.normalize = normalize
+        for name, value in (("mean", mean), ("std", std)):
+            if value is not None:
+                if len(value) != self.in_channels:
+                    raise ValueError(f"{name}={tuple(value)} needs one value per channel ({self.in_channels})")
+                setattr(self, name, tuple(float(v) for v in value))
         self.resize = resize
         self.augmentation = Augmentation(crop_padding, hflip, brightness, contrast, saturation, hue)
         self.download = download

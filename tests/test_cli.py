@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+import torchvision
 
 from tests.conftest import CONFIGS, cli
 from zoo.registry import list_datamodules, list_models
@@ -12,11 +15,23 @@ CONFIG_FILES = sorted(CONFIGS.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("config", CONFIG_FILES, ids=lambda p: p.stem)
-def test_every_config_runs_one_batch(config, fake_fashion):
+def test_every_config_runs_one_batch(config, fake_fashion, tmp_path, monkeypatch):
+    from tests.test_cifar import CIFAR10, write_cifar
+
     root, _ = fake_fashion
     args = ["fit", "-c", str(config), "--trainer.fast_dev_run", "1"]
     if "fashion" in config.stem:
         args += ["--data.root", str(root), "--data.val_size", "50"]
+    if "cifar10" in config.stem:
+        _, md5 = write_cifar(tmp_path / "cifar")
+        monkeypatch.setattr(CIFAR10, "files", dataclasses.replace(CIFAR10.files, md5=md5, urls=()))
+        args += ["--data.root", str(tmp_path / "cifar"), "--data.val_size", "10"]
+    if "finetune" in config.stem:  # torchvision's weights file, where torch.hub caches it; small batches
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+        cached = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+        cached.parent.mkdir(parents=True)
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), cached)
+        args += ["--data.batch_size", "4"]
     run = cli(*args)
     assert run.trainer.global_step == 1
     assert run.trainer.state.finished

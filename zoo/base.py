@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torchmetrics import MeanMetric, Metric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -108,9 +108,30 @@ class ClassificationModule(ZooModule):
     monitor = "val/acc"
     monitor_mode = "max"
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        weights: str | None = None,
+        head_lr_mult: float = 1.0,
+        freeze_backbone_epochs: int = 0,
+    ) -> None:
+        """
+        Args:
+            num_classes: classes to tell apart (filled in from the data).
+            weights: start from pretrained weights: a torchvision weights name (ResNet18: DEFAULT,
+                IMAGENET1K_V1) or the path of a zoo checkpoint or state dict of the same architecture.
+                A head for another number of classes starts new; other input channels are adapted.
+            head_lr_mult: learning rate of the classification head relative to the rest (the book's
+                fine-tuning uses 10).
+            freeze_backbone_epochs: train only the head for this many epochs first (BatchNorm layers of
+                the frozen part stay in eval mode), then everything.
+        """
         super().__init__()
         self.num_classes = num_classes
+        self.weights = weights
+        self.head_lr_mult = head_lr_mult
+        self.freeze_backbone_epochs = freeze_backbone_epochs
+        self._backbone_frozen = False
         # validate_args=False: the inputs are our own logits and labels; the range checks cost every step
         self.acc = nn.ModuleDict(
             {f"{s}_": MulticlassAccuracy(num_classes, average="micro", validate_args=False) for s in STAGES}
@@ -131,6 +152,67 @@ class ClassificationModule(ZooModule):
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x).softmax(dim=-1)
+
+    # --- fine-tuning ---------------------------------------------------------------------------
+
+    @property
+    def head_prefix(self) -> str:
+        """State-dict prefix (within ``net``) of the classification head: the last part with parameters."""
+        if isinstance(self.net, nn.Sequential):
+            with_params = [name for name, m in self.net.named_children() if next(m.parameters(), None) is not None]
+            return f"{with_params[-1]}."
+        return "fc."
+
+    @property
+    def stem_key(self) -> str:
+        """State-dict key (within ``net``) of the first convolution's weight, or "" for none."""
+        return next((f"{n}.weight" for n, m in self.net.named_modules() if isinstance(m, nn.Conv2d)), "")
+
+    def load_pretrained(self) -> None:
+        """Load ``self.weights`` into the network (called at the end of each model's constructor)."""
+        if not self.weights:
+            return
+        from zoo.pretrained import fit_state_dict, resolve
+
+        state, source, _ = resolve(type(self).__name__, self.weights)
+        report = fit_state_dict(self.net, state, self.head_prefix, self.stem_key, source)
+        rank_zero_info(str(report))
+
+    def _split_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        head = self.head_prefix
+        backbone, head_params = [], []
+        for name, p in self.net.named_parameters():
+            (head_params if name.startswith(head) else backbone).append(p)
+        return backbone, head_params
+
+    def param_groups(self, lr: float) -> list[dict] | None:
+        """Backbone at ``lr``, head at ``lr * head_lr_mult``; None when one group is all it takes."""
+        if self.head_lr_mult == 1.0 and not self.freeze_backbone_epochs:
+            return None
+        backbone, head = self._split_parameters()
+        # both groups from the start, so that freezing and resuming never change the optimizer's layout
+        return [{"params": backbone, "name": "backbone"}, {"params": head, "lr": lr * self.head_lr_mult, "name": "head"}]
+
+    def on_train_epoch_start(self) -> None:
+        # a function of the epoch alone, so a resumed run is frozen exactly when the original was
+        frozen = self.current_epoch < self.freeze_backbone_epochs
+        if frozen != self._backbone_frozen:
+            rank_zero_info(f"Epoch {self.current_epoch}: backbone {'frozen, training the head only' if frozen else 'unfrozen'}")
+        self._backbone_frozen = frozen
+        for p in self._split_parameters()[0]:
+            p.requires_grad_(not frozen)
+        self.train()  # re-applies eval mode to the frozen BatchNorm layers
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and getattr(self, "_backbone_frozen", False):
+            # a frozen BatchNorm must not keep updating its running statistics
+            head = self.head_prefix
+            for name, m in self.net.named_modules():
+                in_head = name == head[:-1] or name.startswith(head)
+                if not in_head and isinstance(m, (nn.modules.batchnorm._BatchNorm, BatchNorm)):
+                    m.eval()
+        return self
 
 
 class RegressionModule(ZooModule):

@@ -14,8 +14,8 @@ import torch
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, instantiate_class
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
@@ -23,6 +23,7 @@ from datamodules.base import InMemoryDataModule
 from zoo.base import ZooModule
 from zoo.callbacks import InputGrid, ProgressBar
 from zoo.checkpoints import find_checkpoint, read_hparams
+from zoo.pretrained import torchvision_weights
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
 
 # What the data determines and the model must agree with: typed once, on the data.
@@ -132,6 +133,46 @@ class ZooCLI(LightningCLI):
         if self.subcommand != "fit":
             # evaluation restores a checkpoint's callback state into a new log folder; nothing is lost
             warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model_args = config.model.get("init_args") if config.get("model") else None
+        if not model_args or not model_args.get("weights"):
+            return
+        if config.get("ckpt_path"):
+            # the checkpoint holds the trained weights; the pretrained ones it started from may not even be here
+            rank_zero_info(f"--ckpt_path given: not loading --model.weights {model_args.weights}")
+            model_args.weights = None
+            return
+        self._normalise_like_weights(config, model_args.weights)
+
+    def _normalise_like_weights(self, config, weights: str) -> None:
+        """torchvision weights were trained on inputs normalised their way: the data follows (or we say why not)."""
+        tv = torchvision_weights(config.model.class_path.rsplit(".", 1)[-1], weights)
+        data_args = config.data.get("init_args") if config.get("data") else None
+        if tv is None or data_args is None or "normalize" not in data_args:
+            return
+        transforms = tv.transforms()
+        module, _, name = config.data.class_path.rpartition(".")
+        data_class = getattr(importlib.import_module(module), name)
+        channels = data_class.in_channels
+        mean, std = list(transforms.mean), list(transforms.std)
+        if channels == 1:  # the gray image stands for R = G = B: one channel with the average statistics
+            mean, std = [sum(mean) / 3], [sum(std) / 3]
+        data_args.normalize, data_args.mean, data_args.std = True, mean, std
+        rank_zero_info(f"{tv}: normalising the data with its mean {mean} and std {std}")
+        size = data_args.get("resize") or data_class.native_size
+        if size != transforms.crop_size[0]:
+            rank_zero_warn(f"{tv} was trained on {transforms.crop_size[0]} px images; the data runs at {size} px "
+                           f"(--data.resize {transforms.crop_size[0]} matches it)")
+
+    def configure_optimizers(self, lightning_module, optimizer, lr_scheduler=None):
+        """LightningCLI's optimizer and scheduler, with the model's parameter groups (fine-tuning) when it has them."""
+        groups_of = getattr(lightning_module, "param_groups", None)
+        groups = groups_of(optimizer.defaults["lr"]) if groups_of else None
+        if groups:
+            optimizer = type(optimizer)(groups, **optimizer.defaults)
+            if lr_scheduler is not None:
+                lr_scheduler = instantiate_class(optimizer, self._get(self.config_init, "lr_scheduler"))
+        return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)

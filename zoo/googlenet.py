@@ -51,8 +51,8 @@ _BLOCKS = [
 class GoogLeNet(ClassificationModule):
     """GoogLeNet with nine Inception blocks (d2l 8.4); any input size, book 96."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 96) -> None:
-        super().__init__(num_classes)
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 96, **kwargs) -> None:
+        super().__init__(num_classes, **kwargs)
         self.save_hyperparameters()
         stem = [
             nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3), nn.ReLU(),
@@ -76,3 +76,4 @@ class GoogLeNet(ClassificationModule):
             nn.Linear(channels, num_classes),
         )
         self.net.apply(init_cnn)
+        self.load_pretrained()

@@ -34,19 +34,21 @@ class LeNet(ClassificationModule):
         input_size: int = 28,
         activation: Activation = "sigmoid",
         pooling: Pooling = "avg",
+        **kwargs,
     ) -> None:
         """
         Args:
             activation: nonlinearity after each layer but the last.
             pooling: 2x2 average (the book's) or max pooling.
         """
-        super().__init__(num_classes)
+        super().__init__(num_classes, **kwargs)
         self.save_hyperparameters()
         act, pool = (lambda: layers.activation(activation)), (lambda: layers.pooling(pooling))
         features = nn.Sequential(*self.features(in_channels, act, pool), nn.Flatten())
         flat = output_numel(features, in_channels, input_size, type(self).__name__, _SMALL)
         self.net = nn.Sequential(*features, *self.classifier(flat, num_classes, act))
         self.net.apply(init_cnn)
+        self.load_pretrained()
 
     def features(self, in_channels: int, act: Callable[[], nn.Module], pool: Callable[[], nn.Module]) -> list[nn.Module]:
         return [

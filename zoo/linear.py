@@ -59,11 +59,12 @@ class LinearRegression(RegressionModule):
 class SoftmaxRegression(ClassificationModule):
     """Softmax regression: one linear layer over flattened pixels (d2l 4.5)."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> None:
-        super().__init__(num_classes)
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, **kwargs) -> None:
+        super().__init__(num_classes, **kwargs)
         self.save_hyperparameters()
         self.net = nn.Sequential(
             nn.Flatten(),  # N x C x H x W -> N x CHW
             nn.Linear(in_channels * input_size * input_size, num_classes),
         )
         _init_normal(self.net[1])
+        self.load_pretrained()

@@ -22,6 +22,7 @@ class MLP(ClassificationModule):
         hidden_sizes: tuple[int, ...] = (256,),
         activation: Activation = "relu",
         dropout: float = 0.0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -29,7 +30,7 @@ class MLP(ClassificationModule):
             activation: nonlinearity after each hidden layer.
             dropout: dropout probability after each hidden layer (d2l 5.6 uses 0.5 and 0.5).
         """
-        super().__init__(num_classes)
+        super().__init__(num_classes, **kwargs)
         self.save_hyperparameters()
         modules: list[nn.Module] = [nn.Flatten()]  # N x C x H x W -> N x CHW
         width = in_channels * input_size * input_size
@@ -40,3 +41,4 @@ class MLP(ClassificationModule):
             width = hidden
         modules.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*modules)
+        self.load_pretrained()

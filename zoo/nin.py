@@ -25,12 +25,14 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
 class NiN(ClassificationModule):
     """Network in Network: NiN blocks and global average pooling (d2l 8.3); inputs of 67 px or more, book 224."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 224, dropout: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, input_size: int = 224, dropout: float = 0.5, **kwargs
+    ) -> None:
         """
         Args:
             dropout: dropout probability before the last NiN block.
         """
-        super().__init__(num_classes)
+        super().__init__(num_classes, **kwargs)
         self.save_hyperparameters()
         self.net = nn.Sequential(
             nin_block(in_channels, 96, kernel_size=11, stride=4, padding=0),  # N x 96 x 54 x 54 (224 input)
@@ -46,3 +48,4 @@ class NiN(ClassificationModule):
         )
         output_numel(self.net, in_channels, input_size, "NiN", "NiN needs inputs of at least 67 x 67: set --data.resize (the book uses 224).")
         self.net.apply(init_cnn)
+        self.load_pretrained()

@@ -73,7 +73,8 @@ class ResNetNet(nn.Module):
 class ResNet18(ClassificationModule):
     """ResNet-18 in torchvision's layout (d2l 8.6); any input size, book 96."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 96) -> None:
-        super().__init__(num_classes)
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 96, **kwargs) -> None:
+        super().__init__(num_classes, **kwargs)
         self.save_hyperparameters()
         self.net = ResNetNet([2, 2, 2, 2], num_classes, in_channels)
+        self.load_pretrained()

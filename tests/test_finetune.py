@@ -1,0 +1,175 @@
+"""Fine-tuning: torchvision weights from the hub cache, our own checkpoints, heads, channels, freezing, resume."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import zoo
+from tests.conftest import cli, make_mnist_like
+from zoo.pretrained import WeightsError, cache_path
+
+TV_FILE = "resnet18-f37072fd.pth"  # torchvision's file name for ResNet18_Weights.IMAGENET1K_V1
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def imagenet_resnet18(torch_home):
+    """A torchvision-format resnet18 state dict saved where torch.hub caches IMAGENET1K_V1."""
+    torch.manual_seed(1)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    path = torch_home / "hub" / "checkpoints" / TV_FILE
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    return state
+
+
+@pytest.fixture
+def fake_root(tmp_path):
+    make_mnist_like(tmp_path / "data" / "FashionMNIST" / "raw")
+    return tmp_path / "data"
+
+
+def data(root, cls="tests.fakes.FakeFashionMNIST"):
+    return ["--data", cls, "--data.root", str(root), "--data.val_size", "50", "--data.batch_size", "32"]
+
+
+@pytest.mark.parametrize("name", ["IMAGENET1K_V1", "DEFAULT"])
+def test_torchvision_weights_by_name_from_the_cache(imagenet_resnet18, name):
+    assert cache_path(torchvision.models.ResNet18_Weights[name]).name == TV_FILE
+    model = zoo.ResNet18(num_classes=10, in_channels=1, weights=name)
+    ours = model.net.state_dict()
+    for key, theirs in imagenet_resnet18.items():
+        if key.startswith("fc."):
+            assert ours[key].shape[0] == 10  # a new head for 10 classes
+        elif key == "conv1.weight":
+            torch.testing.assert_close(ours[key], theirs.sum(dim=1, keepdim=True))  # 3 channels -> 1
+        else:
+            torch.testing.assert_close(ours[key], theirs, rtol=0, atol=0)
+
+
+def test_torchvision_weights_load_exactly_into_the_same_shape(imagenet_resnet18):
+    model = zoo.ResNet18(num_classes=1000, in_channels=3, weights="DEFAULT")
+    for key, value in model.net.state_dict().items():
+        assert torch.equal(value, imagenet_resnet18[key]), key
+
+
+def test_missing_weights_offline_name_the_file_and_url(torch_home, monkeypatch):
+    def no_network(url, dst, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(WeightsError) as err:
+        zoo.ResNet18(weights="IMAGENET1K_V1")
+    message = str(err.value)
+    assert str(torch_home / "hub" / "checkpoints" / TV_FILE) in message
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
+
+
+def test_unknown_weights_name_lists_choices():
+    with pytest.raises(WeightsError, match="DEFAULT, IMAGENET1K_V1|IMAGENET1K_V1, DEFAULT"):
+        zoo.ResNet18(weights="IMAGENET2K")
+
+
+def test_one_to_three_channels_keeps_the_response_to_gray_images(tmp_path):
+    torch.manual_seed(0)
+    gray = zoo.LeNet(in_channels=1)
+    path = tmp_path / "lenet.pt"
+    torch.save(gray.state_dict(), path)  # a LightningModule state dict: keys start with "net."
+    color = zoo.LeNet(in_channels=3, weights=str(path))
+    x = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(color(x.repeat(1, 3, 1, 1)), gray(x), rtol=1e-5, atol=1e-5)
+
+
+def test_other_architecture_is_refused_with_the_tensors_named(tmp_path):
+    path = tmp_path / "lenet.pt"
+    torch.save(zoo.LeNet().net.state_dict(), path)
+    with pytest.raises(WeightsError, match=r"do not fit this network.*\n.*(weights \(|in the weights)"):
+        zoo.LeNetBN(weights=str(path))
+
+
+def test_pickle_that_is_not_plain_tensors_is_refused(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": zoo.LeNet().state_dict(), "extra": Path("/etc")}, path)  # an arbitrary object
+    with pytest.raises(WeightsError, match="refused: loading it would run arbitrary code"):
+        zoo.LeNet(weights=str(path))
+
+
+def _fit(*args):
+    return cli("fit", "--model", "LeNetBN", *args)
+
+
+def test_checkpoint_fine_tunes_on_data_with_another_class_count(fake_root):
+    first = _fit(*data(fake_root), "--trainer.max_steps", "1")
+    ckpt = Path(first.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    trained = {k[len("net."):]: v for k, v in torch.load(ckpt, weights_only=True)["state_dict"].items() if k.startswith("net.")}
+    second = _fit(*data(fake_root, "tests.fakes.FiveClassFashionMNIST"), "--model.weights", str(ckpt),
+                  "--trainer.max_steps", "0")
+    model = second.model
+    assert model.num_classes == 5 and model.net[-1].weight.shape == (5, 84)
+    head = model.head_prefix
+    for key, value in model.net.state_dict().items():
+        if not key.startswith(head):
+            torch.testing.assert_close(value, trained[key], rtol=0, atol=0)
+
+
+def test_frozen_backbone_keeps_weights_and_batchnorm_statistics(fake_root):
+    run = _fit(*data(fake_root), "--model.freeze_backbone_epochs", "1", "--trainer.max_steps", "0")
+    before = {k: v.clone() for k, v in run.model.net.state_dict().items()}
+    run = _fit(*data(fake_root), "--model.freeze_backbone_epochs", "1", "--trainer.max_epochs", "1",
+               "--seed_everything", "0")
+    after = run.model.net.state_dict()
+    head = run.model.head_prefix
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith(head) for k in changed), changed  # only the head learned
+    assert any("running_mean" in k for k in before)  # there are BatchNorm statistics, and they did not move
+
+
+def test_freeze_state_and_param_groups_survive_resume(fake_root):
+    args = [*data(fake_root), "--model.freeze_backbone_epochs", "2", "--model.head_lr_mult", "10",
+            "--optimizer.lr", "0.05"]
+    first = _fit(*args, "--trainer.max_epochs", "1")
+    ckpt = Path(first.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    at_ckpt = {k: v.clone() for k, v in first.model.net.state_dict().items()}
+    # resumed into epoch 1: still frozen
+    second = _fit(*args, "--trainer.max_epochs", "2", "--ckpt_path", str(ckpt))
+    groups = second.trainer.optimizers[0].param_groups
+    assert [g["name"] for g in groups] == ["backbone", "head"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.05, 0.5])
+    head = second.model.head_prefix
+    for key, value in second.model.net.state_dict().items():
+        if not key.startswith(head):
+            assert torch.equal(value, at_ckpt[key]), key
+    # resumed into epoch 2: unfrozen, the backbone learns
+    ckpt2 = Path(second.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    third = _fit(*args, "--trainer.max_epochs", "3", "--ckpt_path", str(ckpt2))
+    assert not torch.equal(third.model.net[0].weight, at_ckpt["0.weight"])
+    assert all(p.requires_grad for p in third.model.parameters())
+
+
+def test_torchvision_weights_set_the_data_normalisation(imagenet_resnet18, fake_root):
+    run = cli("fit", "--model", "ResNet18", "--model.weights", "DEFAULT", *data(fake_root), "--trainer.max_steps", "0")
+    dm = run.datamodule
+    assert dm.normalize and dm.mean == pytest.approx(((0.485 + 0.456 + 0.406) / 3,))
+    assert dm.std == pytest.approx(((0.229 + 0.224 + 0.225) / 3,))
+
+
+def test_ckpt_path_needs_no_pretrained_weights_file(tmp_path, fake_root):
+    torch.manual_seed(0)
+    weights = tmp_path / "start.pt"
+    torch.save(zoo.LeNetBN().state_dict(), weights)
+    run = _fit(*data(fake_root), "--model.weights", str(weights), "--trainer.max_steps", "2")
+    ckpt = Path(run.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    weights.unlink()  # e.g. tested on another machine
+    test = cli("test", "--ckpt_path", str(ckpt))
+    assert test.trainer.callback_metrics["test/samples"].item() == 101
