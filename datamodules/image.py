@@ -8,6 +8,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
+from datamodules.files import DatasetError
+from datamodules.files_predict import list_images, read_images
 
 
 class ImageDataModule(InMemoryDataModule):
@@ -74,6 +76,9 @@ class ImageDataModule(InMemoryDataModule):
         self.augmentation = Augmentation(crop_padding, hflip, brightness, contrast, saturation, hue)
         self.download = download
         self.train_set = self.val_set = self.test_set = None
+        self.predict_path: str | None = None  # set by `zoo predict --predict_path`: images to classify
+        self.predict_files: list = []
+        self.predict_errors: dict = {}
 
     @property
     def num_classes(self) -> int:
@@ -98,6 +103,8 @@ class ImageDataModule(InMemoryDataModule):
             self.train_set = (images[train], labels[train])
             self.val_set = (images[val], labels[val])
             rank_zero_info(f"{type(self).__name__}: {len(train)} training and {len(val)} validation examples")
+        if stage == "predict" and self.predict_path is not None:
+            return  # files are read by predict_dataloader
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self.load(train=False)
 
@@ -111,7 +118,14 @@ class ImageDataModule(InMemoryDataModule):
         return self._loader(self.test_set, train=False)
 
     def predict_dataloader(self):
-        return self._loader(self.test_set, train=False)
+        if self.predict_path is None:
+            return self._loader(self.test_set, train=False)
+        images, self.predict_files, self.predict_errors = read_images(
+            list_images(self.predict_path), self.in_channels, self.native_size
+        )
+        if not self.predict_files:
+            raise DatasetError(f"--predict_path {self.predict_path}: none of its files is a readable image")
+        return self._loader((images,), train=False)
 
     def transform(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
         """uint8 N x C x H x W -> float in [0, 1] -> resize -> augment (``train`` only) -> normalise, on x's device."""

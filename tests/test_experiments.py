@@ -26,25 +26,44 @@ def _event_file(run) -> Path:
     return event
 
 
-def test_tensorboard_logs_scalars_and_hparams(fake_fashion):
+def test_tensorboard_logs_scalars_hparams_images(fake_fashion):
     root, _ = fake_fashion
     common = ["-c", str(CONFIGS / "softmax_fashion_mnist.yaml"), "--data.root", str(root), "--data.val_size", "50"]
     fit = cli("fit", *common, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1")
     assert Path(fit.trainer.logger.log_dir).parent == Path("lightning_logs").resolve()
-    events = EventAccumulator(str(_event_file(fit)))
+    events = EventAccumulator(str(_event_file(fit)), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    assert {"train/loss", "train/loss_step", "train/acc", "val/loss", "val/acc"} <= scalars
-    # hyperparameters are written as a tensorboard plugin summary (the HPARAMS tab)
-    session = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    for name in (b"num_classes", b"input_size", b"batch_size", b"val_size"):
-        assert name in session
-    assert len(events.Scalars("val/acc")) == 2
+    assert {"train/loss", "train/loss_step", "train/acc", "val/loss", "val/acc", "val/samples",
+            "train/samples_per_sec", "lr-SGD"} <= scalars
+    assert len(events.Scalars("val/acc")) == 2 and "hp_metric" not in scalars
+    assert events.Scalars("lr-SGD")[0].value == pytest.approx(0.1)
+    # hyperparameters with the run's results attached: what TensorBoard's HPARAMS tab compares
+    content = events.PluginTagToContent("hparams")
+    for name in (b"model/num_classes", b"data/batch_size", b"optimizer/lr"):
+        assert name in content["_hparams_/session_start_info"]
+    assert b"hp/best_val_acc" in content["_hparams_/experiment"]
+    assert "hp/best_val_acc" in scalars
+    (grid,) = events.Images("inputs/train")
+    assert grid.width > 200
 
     test = cli("test", *common, "--ckpt_path", "best")
-    events = EventAccumulator(str(_event_file(test)))
+    events = EventAccumulator(str(_event_file(test)), size_guidance={"images": 0})
     events.Reload()
-    assert {"test/loss", "test/acc"} <= set(events.Tags()["scalars"])
+    assert {"test/loss", "test/acc", "test/samples", "hp/test_acc"} <= set(events.Tags()["scalars"])
+    (matrix,) = events.Images("test/confusion_matrix")
+    assert matrix.width > 400 and matrix.height > 400
+
+
+def test_confusion_image_draws_counts_and_class_accuracy():
+    from zoo.monitoring import confusion_image
+
+    cm = torch.tensor([[8, 2], [1, 9]])
+    image = confusion_image(cm, ["cat", "dog"])
+    assert image.dtype == torch.uint8 and image.shape[0] == 3
+    # the correct-prediction cells are blue, the errors red, each as dark as its share of the row
+    cell = image[:, 30 + 20, 8 + 7 * 3 + 20]  # row 0, column 0: 80% of the cats
+    assert cell[2] == 255 and cell[0] < 80
 
 
 def test_ckpt_best_comes_back_without_repeating_options(fake_fashion):

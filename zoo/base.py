@@ -8,9 +8,10 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torchmetrics import MeanMetric, Metric, SumMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from zoo.batchnorm import BatchNorm
+from zoo.monitoring import confusion_image, tensorboard
 
 STAGES = ("train", "val", "test")
 
@@ -136,6 +137,7 @@ class ClassificationModule(ZooModule):
         self.acc = nn.ModuleDict(
             {f"{s}_": MulticlassAccuracy(num_classes, average="micro", validate_args=False) for s in STAGES}
         )
+        self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)  # test set, drawn at the end
 
     def model_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
@@ -144,6 +146,8 @@ class ClassificationModule(ZooModule):
         self._update_loss(loss, len(y), stage)
         if len(y):
             self.acc[f"{stage}_"].update(logits.detach(), y)
+            if stage == "test":
+                self.confusion.update(logits.detach(), y)
         return loss
 
     def epoch_metrics(self, stage: str) -> dict[str, Metric]:
@@ -152,6 +156,15 @@ class ClassificationModule(ZooModule):
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x).softmax(dim=-1)
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        matrix = self.confusion.compute()  # summed over all processes
+        self.confusion.reset()
+        logger = tensorboard(self.trainer)
+        if logger is not None and self.trainer.global_rank == 0:
+            classes = list(getattr(self.trainer.datamodule, "classes", ()))
+            logger.experiment.add_image("test/confusion_matrix", confusion_image(matrix, classes), self.global_step)
 
     # --- fine-tuning ---------------------------------------------------------------------------
 

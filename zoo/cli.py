@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
 import logging
@@ -9,19 +10,22 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Optional
 
 import torch
 import yaml
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, instantiate_class
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
-from zoo.base import ZooModule
+from zoo.base import ClassificationModule, ZooModule
 from zoo.callbacks import InputGrid, ProgressBar
+from zoo.monitoring import HparamsWithMetrics, SamplesPerSecond
 from zoo.checkpoints import find_checkpoint, read_hparams
 from zoo.pretrained import torchvision_weights
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
@@ -55,6 +59,48 @@ class ZooCLI(LightningCLI):
         parser.set_defaults(optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}})
         for name in LINKED:
             parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.add_argument(
+            "--predict_path", type=Optional[str], default=None,
+            help="predict only: an image file or a folder of images to classify; a CSV of the results is written",
+        )
+
+    def after_instantiate_classes(self) -> None:
+        path = self._get(self.config, "predict_path")
+        if path is not None:
+            if self.subcommand != "predict":
+                self.parser.error("--predict_path is for `zoo predict`")
+            if not hasattr(self.datamodule, "predict_path"):
+                self.parser.error(f"--predict_path: {type(self.datamodule).__name__} does not read image files")
+            self.datamodule.predict_path = path
+
+    def predict(self, **kwargs) -> None:
+        """Lightning's predict, then the predictions as CSV: file (or test-set index), class, probability."""
+        batches = self.trainer.predict(**kwargs)
+        if self.trainer.global_rank != 0 or not batches or not isinstance(self.model, ClassificationModule):
+            return
+        probs = torch.cat(batches)
+        best, index = probs.max(dim=1)
+        dm = self.datamodule
+        names = list(getattr(dm, "classes", ()))
+        files = [str(p) for p in getattr(dm, "predict_files", [])] or [str(i) for i in range(len(probs))]
+        folder = Path(self.trainer.log_dir or ".")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "predictions.csv"
+        with open(path.with_suffix(".csv.part"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file" if getattr(dm, "predict_files", None) else "index", "class", "probability"])
+            for name, k, p in zip(files, index.tolist(), best.tolist()):
+                writer.writerow([name, names[k] if k < len(names) else k, f"{p:.6f}"])
+            for bad, reason in getattr(dm, "predict_errors", {}).items():
+                writer.writerow([str(bad), "", ""])
+        path.with_suffix(".csv.part").replace(path)
+        print(f"Predictions for {len(files)} input(s) written to {path}")
+        errors = getattr(dm, "predict_errors", {})
+        for reason in errors.values():
+            print(f"error: {reason}", file=sys.stderr)
+        if errors:
+            sys.exit(f"{len(errors)} of {len(errors) + len(files)} files could not be read (listed above); "
+                     f"the others are in {path}")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         if args is None or isinstance(args, list):
@@ -186,6 +232,14 @@ class ZooCLI(LightningCLI):
                                 enable_version_counter=False),
                 ModelCheckpoint(filename="last", enable_version_counter=False),
             ]
+        # what every run shows in TensorBoard; before the checkpoint callbacks, which Lightning keeps last
+        monitors = [InputGrid(), SamplesPerSecond(), HparamsWithMetrics()]
+        if trainer.loggers:
+            monitors.append(LearningRateMonitor(logging_interval="epoch"))
+        trainer.callbacks[0:0] = monitors
+        if isinstance(trainer.logger, TensorBoardLogger) and self._get(self.config, "trainer").get("logger") in (None, True):
+            # Lightning's default logger writes a placeholder hp_metric; HparamsWithMetrics writes the real results
+            trainer.logger._default_hp_metric = False
         # Lightning's default bar redraws on every step; ours at most a few times a second
         bars = [cb for cb in trainer.callbacks if type(cb) in (TQDMProgressBar, RichProgressBar)]
         if bars:
@@ -242,7 +296,6 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [InputGrid()]},
         parser_kwargs={"description": "The d2l model zoo. `zoo list` lists the models and DataModules."},
         args=args,
         run=run,

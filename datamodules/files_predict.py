@@ -1,0 +1,49 @@
+"""Images from files for ``zoo predict``: PNG, JPEG and whatever else Pillow reads, any size, gray or color."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from datamodules.files import DatasetError
+
+
+def list_images(path: str | Path) -> list[Path]:
+    """The file itself, or every file in the folder (sorted); a folder with no files is an error."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DatasetError(f"--predict_path {path}: no such file or folder")
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DatasetError(f"--predict_path {path}: the folder holds no files; put PNG or JPEG images in it")
+    return files
+
+
+def read_image(path: Path, channels: int, size: int) -> torch.Tensor:
+    """One image as the model's input: uint8 C x size x size, converted to gray (1) or RGB (3) and resized."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DatasetError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+
+
+def read_images(paths: list[Path], channels: int, size: int) -> tuple[torch.Tensor, list[Path], dict[Path, str]]:
+    """(stacked images, the paths that were read, {path: why not} for the others)."""
+    images, good, bad = [], [], {}
+    for path in paths:
+        try:
+            images.append(read_image(path, channels, size))
+            good.append(path)
+        except DatasetError as e:
+            bad[path] = str(e)
+    stacked = torch.stack(images) if images else torch.empty(0, channels, size, size, dtype=torch.uint8)
+    return stacked, good, bad
