@@ -50,7 +50,7 @@ class LinearRegression(RegressionModule):
         if true_w is not None and true_b is not None:
             err_w = (torch.as_tensor(true_w, dtype=torch.float32) - self.w.cpu()).abs().max().item()
             lines.append(f"true    w = {[round(v, 4) for v in true_w]}, b = {true_b:.4f}")
-            lines.append(f"error: max |w - w_true| = {err_w:.4f}, |b - b_true| = {abs(true_b - self.b.item()):.4f}")
+            lines.append(f"off by: max |w - w_true| = {err_w:.4f}, |b - b_true| = {abs(true_b - self.b.item()):.4f}")
         for line in lines:
             rank_zero_info(line)
 
