@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from zoo.errors import ConfigError
+
 _GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 
@@ -125,13 +127,13 @@ class Augmentation:
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast", "saturation"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
         if not 0 <= self.hue <= 0.5:
-            raise ValueError(f"hue={self.hue} must be in [0, 0.5]")
+            raise ConfigError(f"hue={self.hue} must be in [0, 0.5]")
         if not 0 <= self.hflip <= 1:
-            raise ValueError(f"hflip={self.hflip} is a probability: it must be in [0, 1]")
+            raise ConfigError(f"hflip={self.hflip} is a probability: it must be in [0, 1]")
         if self.crop_padding < 0:
-            raise ValueError(f"crop_padding={self.crop_padding} must be >= 0")
+            raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0")
 
     @property
     def active(self) -> bool:

@@ -16,6 +16,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from zoo.errors import ConfigError
+
 # Our loaders slice tensors in the main process; worker processes would only add overhead.
 warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck.*")
 
@@ -96,6 +98,8 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 256, seed: int = 0) -> None:
         super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size}: give a number of examples >= 1")
         self.batch_size = batch_size
         self.seed = seed
 

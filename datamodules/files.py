@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoo.errors import ZooError
 
-class DatasetError(RuntimeError):
+
+class DatasetError(ZooError, RuntimeError):
     """A dataset file is missing, truncated or corrupt; the message says which and what to do."""
 
 

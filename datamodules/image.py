@@ -9,6 +9,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
 from datamodules.files import DatasetError
+from zoo.errors import ConfigError
 from datamodules.files_predict import list_images, read_images
 
 
@@ -64,13 +65,15 @@ class ImageDataModule(InMemoryDataModule):
         """
         super().__init__(batch_size=batch_size, seed=seed)
         self.save_hyperparameters()
+        if resize is not None and resize < 1:
+            raise ConfigError(f"resize={resize}: give a side in pixels >= 1")
         self.root = root
         self.val_size = val_size
         self.normalize = normalize
         for name, value in (("mean", mean), ("std", std)):
             if value is not None:
                 if len(value) != self.in_channels:
-                    raise ValueError(f"{name}={tuple(value)} needs one value per channel ({self.in_channels})")
+                    raise ConfigError(f"{name}={tuple(value)} needs one value per channel ({self.in_channels})")
                 setattr(self, name, tuple(float(v) for v in value))
         self.resize = resize
         self.augmentation = Augmentation(crop_padding, hflip, brightness, contrast, saturation, hue)
@@ -88,6 +91,11 @@ class ImageDataModule(InMemoryDataModule):
     def input_size(self) -> int:
         return self.resize or self.native_size
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """What one example looks like to the model."""
+        return (self.in_channels, self.input_size, self.input_size)
+
     def load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (uint8 images N x C x H x W, int64 labels N) of the official train or test set."""
         raise NotImplementedError
@@ -96,7 +104,7 @@ class ImageDataModule(InMemoryDataModule):
         if stage in (None, "fit", "validate") and self.train_set is None:
             images, labels = self.load(train=True)
             if not 0 <= self.val_size < len(labels):
-                raise ValueError(f"val_size={self.val_size} must be in [0, {len(labels)}) for {type(self).__name__}")
+                raise DatasetError(f"val_size={self.val_size} must be in [0, {len(labels)}) for {type(self).__name__}")
             # the same permutation on every rank: the split depends on the seed only
             order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
             val, train = order[: self.val_size], order[self.val_size :]

@@ -42,6 +42,10 @@ class SyntheticPoints(InMemoryDataModule):
     def num_features(self) -> int:
         return len(self.w)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.num_features,)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return

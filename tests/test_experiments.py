@@ -104,3 +104,11 @@ def test_softmax_regression_on_real_fashion_mnist():
     run = cli("test", *common, "--ckpt_path", "best")
     acc = run.trainer.callback_metrics["test/acc"].item()
     assert acc >= 0.82, acc  # the book's run ends near 0.83
+
+
+def test_early_stopping_from_the_command_line():
+    run = cli("fit", "-c", str(CONFIGS / "linreg_synthetic.yaml"), "--trainer.max_epochs", "50",
+              "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor", "val/loss",
+              "--trainer.callbacks.patience", "2")
+    assert run.trainer.early_stopping_callback is not None
+    assert run.trainer.current_epoch < 50  # stopped once val/loss stalled

@@ -206,6 +206,9 @@ class ClassificationModule(ZooModule):
         # both groups from the start, so that freezing and resuming never change the optimizer's layout
         return [{"params": backbone, "name": "backbone"}, {"params": head, "lr": lr * self.head_lr_mult, "name": "head"}]
 
+    def on_train_start(self) -> None:
+        self.on_train_epoch_start()  # a run resumed mid-epoch starts without an epoch start
+
     def on_train_epoch_start(self) -> None:
         # a function of the epoch alone, so a resumed run is frozen exactly when the original was
         frozen = self.current_epoch < self.freeze_backbone_epochs

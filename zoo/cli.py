@@ -6,6 +6,7 @@ import csv
 import importlib
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -19,13 +20,16 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, instantiate_class
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo.base import ClassificationModule, ZooModule
+from zoo.errors import InputShapeError, ZooError
 from zoo.callbacks import InputGrid, ProgressBar
 from zoo.monitoring import HparamsWithMetrics, SamplesPerSecond
+from zoo.reliability import Guard
 from zoo.checkpoints import find_checkpoint, read_hparams
 from zoo.pretrained import torchvision_weights
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
@@ -60,11 +64,16 @@ class ZooCLI(LightningCLI):
         for name in LINKED:
             parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_argument(
+            "--checkpoint_every_n_steps", type=int, default=0,
+            help="also write last.ckpt every N training steps (0: only at the end of each epoch)",
+        )
+        parser.add_argument(
             "--predict_path", type=Optional[str], default=None,
             help="predict only: an image file or a folder of images to classify; a CSV of the results is written",
         )
 
     def after_instantiate_classes(self) -> None:
+        self._check_inputs()
         path = self._get(self.config, "predict_path")
         if path is not None:
             if self.subcommand != "predict":
@@ -72,6 +81,25 @@ class ZooCLI(LightningCLI):
             if not hasattr(self.datamodule, "predict_path"):
                 self.parser.error(f"--predict_path: {type(self.datamodule).__name__} does not read image files")
             self.datamodule.predict_path = path
+
+    def _check_inputs(self) -> None:
+        """A model that cannot take the data's inputs is refused now, not at the first batch."""
+        shape = getattr(self.datamodule, "input_shape", None)
+        if shape is None or not isinstance(self.model, ZooModule):
+            return
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                self.model(torch.zeros(2, *shape))
+        except RuntimeError as e:
+            raise InputShapeError(
+                f"{type(self.model).__name__} cannot take the inputs of {type(self.datamodule).__name__} "
+                f"(shape {tuple(shape)}): {str(e).splitlines()[0]}. Choose a model made for this data "
+                "(`zoo list`), or a resize (--data.resize) where the model needs larger images."
+            ) from None
+        finally:
+            self.model.train(was_training)
 
     def predict(self, **kwargs) -> None:
         """Lightning's predict, then the predictions as CSV: file (or test-set index), class, probability."""
@@ -137,9 +165,21 @@ class ZooCLI(LightningCLI):
     def _fill_from_checkpoint(self, subcommand: str, config) -> None:
         """Model and data left out on the command line come from the checkpoint's saved hyperparameters."""
         path = config.get("ckpt_path")
-        if not path or (config.get("model") and config.get("data")):
+        if not path:
             return
-        model_hp, data_hp = read_hparams(path)
+        if not Path(path).is_file():
+            self.parser.error(f"--ckpt_path {path}: no such checkpoint file")
+        try:
+            model_hp, data_hp = read_hparams(path)
+        except Exception as e:  # noqa: BLE001 (any unreadable file: say which and why)
+            self.parser.error(f"--ckpt_path {path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})")
+        saved = model_hp.get("_class_path", "").rsplit(".", 1)[-1]
+        chosen = config.model.class_path.rsplit(".", 1)[-1] if config.get("model") else None
+        if saved and chosen and saved != chosen:
+            self.parser.error(f"--ckpt_path {path} holds a {saved}, but the model chosen is {chosen}: "
+                              f"leave --model out (the checkpoint names its model) or pass --model {saved}")
+        if config.get("model") and config.get("data"):
+            return
         update = {}
         if not config.get("model") and "_class_path" in model_hp:
             update["model"] = {"class_path": model_hp["_class_path"]}
@@ -227,13 +267,20 @@ class ZooCLI(LightningCLI):
         defaults = [cb for cb in trainer.callbacks if type(cb) is ModelCheckpoint and cb.monitor is None]
         if defaults and isinstance(self.model, ZooModule):
             i = trainer.callbacks.index(defaults[0])
-            trainer.callbacks[i : i + 1] = [
+            checkpoints = [
                 ModelCheckpoint(filename="best", monitor=self.model.monitor, mode=self.model.monitor_mode,
                                 enable_version_counter=False),
                 ModelCheckpoint(filename="last", enable_version_counter=False),
             ]
+            every = self._get(self.config, "checkpoint_every_n_steps") or 0
+            if every < 0:
+                self.parser.error(f"--checkpoint_every_n_steps {every}: give a number of steps >= 0")
+            if every:  # the same last.ckpt, also mid-epoch, so a killed run loses at most N steps
+                checkpoints.append(ModelCheckpoint(filename="last", every_n_train_steps=every,
+                                                   enable_version_counter=False))
+            trainer.callbacks[i : i + 1] = checkpoints
         # what every run shows in TensorBoard; before the checkpoint callbacks, which Lightning keeps last
-        monitors = [InputGrid(), SamplesPerSecond(), HparamsWithMetrics()]
+        monitors = [Guard(), InputGrid(), SamplesPerSecond(), HparamsWithMetrics()]
         if trainer.loggers:
             monitors.append(LearningRateMonitor(logging_interval="epoch"))
         trainer.callbacks[0:0] = monitors
@@ -312,14 +359,44 @@ def print_catalogue() -> None:
             print(f"  {name:<{width}}  {doc[0] if doc else ''}")
 
 
-def main() -> None:
-    if sys.argv[1:] == ["list"]:
+def main(args: ArgsType = None) -> None:
+    """The ``zoo`` command: a clear message and a non-zero exit for every failure (ZOO_TRACEBACK=1 for the trace)."""
+    argv = sys.argv[1:] if args is None else args
+    if argv == ["list"]:
         print_catalogue()
         return
-    cli_main()
-    # Lightning leaves the process group up; gloo's threads can abort the interpreter's exit otherwise
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    try:
+        cli_main(args)
+    except ZooError as e:
+        _fail(e, f"error: {e}", 2)
+    except SIGTERMException:
+        _fail(None, "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143)
+    except Exception as e:  # noqa: BLE001 (anything else still gets a message instead of a trace)
+        cause = _zoo_cause(e)  # jsonargparse wraps what a constructor raises
+        if cause is not None:
+            _fail(e, f"error: {cause}", 2)
+        _fail(e, f"error: {type(e).__name__}: {e}\n(set ZOO_TRACEBACK=1 to see where it came from)", 1)
+    finally:
+        # Lightning leaves the process group up; gloo's threads can abort the interpreter's exit otherwise
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _zoo_cause(error: BaseException) -> ZooError | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ZooError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _fail(error: BaseException | None, message: str, code: int) -> None:
+    if error is not None and os.environ.get("ZOO_TRACEBACK"):
+        raise error
+    print(message, file=sys.stderr)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

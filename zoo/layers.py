@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from zoo.errors import InputShapeError
+
 Activation = Literal["relu", "sigmoid", "tanh", "gelu"]
 Pooling = Literal["avg", "max"]
 
@@ -44,11 +46,11 @@ def output_numel(features: nn.Module, in_channels: int, input_size: int, model: 
         with torch.no_grad():
             out = features(torch.zeros(1, in_channels, input_size, input_size))
     except RuntimeError as e:
-        raise ValueError(
+        raise InputShapeError(
             f"{model} cannot take {in_channels} x {input_size} x {input_size} inputs: {e}. {hint}".strip()
         ) from None
     finally:
         features.train(was_training)
     if out.numel() == 0:
-        raise ValueError(f"{model}: {input_size} x {input_size} inputs shrink to nothing. {hint}".strip())
+        raise InputShapeError(f"{model}: {input_size} x {input_size} inputs shrink to nothing. {hint}".strip())
     return out[0].numel()

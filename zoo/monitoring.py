@@ -19,6 +19,12 @@ def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
 class SamplesPerSecond(L.Callback):
     """``train/samples_per_sec`` each epoch: training examples over the time of the training batches (all processes)."""
 
+    def __init__(self) -> None:
+        self.start, self.samples = time.perf_counter(), 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.on_train_epoch_start(trainer, pl_module)  # a run resumed mid-epoch starts without an epoch start
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start, self.samples = time.perf_counter(), 0
 

@@ -21,11 +21,13 @@ import torch
 import torchvision.models
 from torch import nn
 
+from zoo.errors import ZooError
+
 # zoo model -> torchvision weights enum whose state dicts fit its network
 TORCHVISION_WEIGHTS = {"ResNet18": "ResNet18_Weights"}
 
 
-class WeightsError(RuntimeError):
+class WeightsError(ZooError, RuntimeError):
     """Weights that cannot be found, read or fitted; the message says which and what to do."""
 
 
