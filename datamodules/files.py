@@ -13,13 +13,13 @@ import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoo.atomic import atomic_write
 from zoo.errors import ZooError
 
 
@@ -60,31 +60,18 @@ def verify(path: Path, expected: str) -> None:
         )
 
 
-def _atomic_write(dest: Path, write) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _copy_uncompressed(src: Path, dest: Path) -> None:
     opener = gzip.open if src.suffix == ".gz" else open
     try:
         with opener(src, "rb") as f:
-            _atomic_write(dest, lambda out: shutil.copyfileobj(f, out, 1 << 20))
+            atomic_write(dest, lambda out: shutil.copyfileobj(f, out, 1 << 20))
     except (OSError, EOFError) as e:  # gzip raises BadGzipFile (an OSError) or EOFError when cut short
         raise DatasetError(f"cannot read {src}: {e}. The file is damaged; delete it or replace it.") from e
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
     with urllib.request.urlopen(url, timeout=timeout) as response:
-        _atomic_write(dest, lambda out: shutil.copyfileobj(response, out, 1 << 20))
+        atomic_write(dest, lambda out: shutil.copyfileobj(response, out, 1 << 20))
 
 
 def _fetch(urls: Sequence[str], dest: Path, timeout: float, tried: list[str]) -> bool:
@@ -156,7 +143,7 @@ def ensure_archive(spec: Archive, root: str | os.PathLike, download: bool = True
         if not archive.exists():
             found = next((Path(d) / spec.archive for d in spec.local_copies if (Path(d) / spec.archive).exists()), None)
             if found is not None:
-                _atomic_write(archive, lambda out: out.write(found.read_bytes()))
+                atomic_write(archive, lambda out: out.write(found.read_bytes()))
         if archive.exists():
             verify(archive, spec.archive_md5)
             _extract(archive, root)

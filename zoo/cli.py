@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import io
 import json
 import logging
 import os
@@ -15,24 +16,26 @@ from typing import Optional
 
 import torch
 import yaml
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, instantiate_class
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
+from zoo.atomic import AtomicCheckpointIO, atomic_write
 from zoo.base import ClassificationModule, ZooModule
-from zoo.errors import InputShapeError, ZooError
 from zoo.callbacks import InputGrid, ProgressBar
-from zoo.monitoring import HparamsWithMetrics, SamplesPerSecond
-from zoo.reliability import Guard
 from zoo.checkpoints import find_checkpoint, read_hparams
+from zoo.errors import InputShapeError, ZooError
+from zoo.monitoring import HparamsWithMetrics, SamplesPerSecond
 from zoo.pretrained import torchvision_weights
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
+from zoo.reliability import Guard
 
 # What the data determines and the model must agree with: typed once, on the data.
 LINKED = ("num_classes", "in_channels", "input_size", "num_features")
@@ -111,17 +114,15 @@ class ZooCLI(LightningCLI):
         dm = self.datamodule
         names = list(getattr(dm, "classes", ()))
         files = [str(p) for p in getattr(dm, "predict_files", [])] or [str(i) for i in range(len(probs))]
-        folder = Path(self.trainer.log_dir or ".")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "predictions.csv"
-        with open(path.with_suffix(".csv.part"), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file" if getattr(dm, "predict_files", None) else "index", "class", "probability"])
-            for name, k, p in zip(files, index.tolist(), best.tolist()):
-                writer.writerow([name, names[k] if k < len(names) else k, f"{p:.6f}"])
-            for bad, reason in getattr(dm, "predict_errors", {}).items():
-                writer.writerow([str(bad), "", ""])
-        path.with_suffix(".csv.part").replace(path)
+        path = Path(self.trainer.log_dir or ".") / "predictions.csv"
+        rows = io.StringIO()
+        writer = csv.writer(rows)
+        writer.writerow(["file" if getattr(dm, "predict_files", None) else "index", "class", "probability"])
+        for name, k, p in zip(files, index.tolist(), best.tolist()):
+            writer.writerow([name, names[k] if k < len(names) else k, f"{p:.6f}"])
+        for bad in getattr(dm, "predict_errors", {}):
+            writer.writerow([str(bad), "", ""])
+        atomic_write(path, lambda out: out.write(rows.getvalue().encode()))
         print(f"Predictions for {len(files)} input(s) written to {path}")
         errors = getattr(dm, "predict_errors", {})
         for reason in errors.values():
@@ -208,11 +209,8 @@ class ZooCLI(LightningCLI):
             "world_size": self.trainer.world_size,
             "metrics": {k: v.item() for k, v in self.trainer.callback_metrics.items()},
         }
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{stage}_metrics.json"
-        tmp = path.with_suffix(".json.part")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        tmp.replace(path)
+        atomic_write(path, lambda out: out.write((json.dumps(record, indent=2) + "\n").encode()))
         rank_zero_info(f"Metrics written to {path}")
 
     def before_instantiate_classes(self) -> None:
@@ -287,6 +285,8 @@ class ZooCLI(LightningCLI):
         if isinstance(trainer.logger, TensorBoardLogger) and self._get(self.config, "trainer").get("logger") in (None, True):
             # Lightning's default logger writes a placeholder hp_metric; HparamsWithMetrics writes the real results
             trainer.logger._default_hp_metric = False
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         # Lightning's default bar redraws on every step; ours at most a few times a second
         bars = [cb for cb in trainer.callbacks if type(cb) in (TQDMProgressBar, RichProgressBar)]
         if bars:
