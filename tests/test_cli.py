@@ -14,24 +14,41 @@ from zoo.registry import list_datamodules, list_models
 CONFIG_FILES = sorted(CONFIGS.glob("*.yaml"))
 
 
-@pytest.mark.parametrize("config", CONFIG_FILES, ids=lambda p: p.stem)
-def test_every_config_runs_one_batch(config, fake_fashion, tmp_path, monkeypatch):
+def prepare_config_data(config, fashion_root, tmp_path, monkeypatch) -> list[str]:
+    """Options that point a config at small fake data in the real formats (and a cached torchvision file)."""
+    import yaml
+
+    from datamodules import MNIST
+    from tests.conftest import make_mnist_like
     from tests.test_cifar import CIFAR10, write_cifar
 
-    root, _ = fake_fashion
-    args = ["fit", "-c", str(config), "--trainer.fast_dev_run", "1"]
-    if "fashion" in config.stem:
-        args += ["--data.root", str(root), "--data.val_size", "50"]
-    if "cifar10" in config.stem:
+    data = yaml.safe_load(config.read_text())["data"]["class_path"].rsplit(".", 1)[-1]
+    args = []
+    if data == "FashionMNIST":
+        args += ["--data.root", str(fashion_root), "--data.val_size", "50"]
+    elif data == "MNIST":
+        _, md5 = make_mnist_like(tmp_path / "mnist" / "MNIST" / "raw")
+        monkeypatch.setattr(MNIST, "files", dataclasses.replace(MNIST.files, md5=md5, mirrors=()))
+        args += ["--data.root", str(tmp_path / "mnist"), "--data.val_size", "50"]
+    elif data == "CIFAR10":
         _, md5 = write_cifar(tmp_path / "cifar")
         monkeypatch.setattr(CIFAR10, "files", dataclasses.replace(CIFAR10.files, md5=md5, urls=()))
         args += ["--data.root", str(tmp_path / "cifar"), "--data.val_size", "10"]
     if "finetune" in config.stem:  # torchvision's weights file, where torch.hub caches it; small batches
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
         cached = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-        cached.parent.mkdir(parents=True)
-        torch.save(torchvision.models.resnet18(weights=None).state_dict(), cached)
+        if not cached.exists():
+            cached.parent.mkdir(parents=True)
+            torch.save(torchvision.models.resnet18(weights=None).state_dict(), cached)
         args += ["--data.batch_size", "4"]
+    return args
+
+
+@pytest.mark.parametrize("config", CONFIG_FILES, ids=lambda p: p.stem)
+def test_every_config_runs_one_batch(config, fake_fashion, tmp_path, monkeypatch):
+    root, _ = fake_fashion
+    args = ["fit", "-c", str(config), "--trainer.fast_dev_run", "1",
+            *prepare_config_data(config, root, tmp_path, monkeypatch)]
     run = cli(*args)
     assert run.trainer.global_step == 1
     assert run.trainer.state.finished

@@ -5,6 +5,7 @@ from zoo.googlenet import GoogLeNet
 from zoo.lenet import LeNet, LeNetBN, LeNetBNScratch
 from zoo.linear import LinearRegression, SoftmaxRegression
 from zoo.mlp import MLP
+from zoo.mnist_cnn import MnistCNN
 from zoo.nin import NiN
 from zoo.registry import get_model, list_models, register_model
 from zoo.resnet import ResNet18
@@ -17,6 +18,7 @@ __all__ = [
     "LeNetBN",
     "LeNetBNScratch",
     "LinearRegression",
+    "MnistCNN",
     "NiN",
     "RegressionModule",
     "ResNet18",
