@@ -89,3 +89,11 @@ def cli(*args: str):
         return cli_main([subcommand, *quiet, *rest])
     finally:
         sys.argv = argv
+
+
+def fit_then_test(config: Path, root: Path) -> float:
+    """Train with a config on real data, then test its best checkpoint: the test accuracy."""
+    common = ["-c", str(config), "--data.root", str(root)]
+    cli("fit", *common)
+    run = cli("test", *common, "--ckpt_path", "best")
+    return run.trainer.callback_metrics["test/acc"].item()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import CONFIGS, SHARED_DATASETS, cli
+from tests.conftest import CONFIGS, SHARED_DATASETS, cli, fit_then_test
 
 
 def test_linear_regression_learns_the_true_parameters(caplog):
@@ -99,10 +99,7 @@ def test_ckpt_best_picks_the_run_of_the_same_model(fake_fashion, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATASETS / "FashionMNIST").exists(), reason="needs the real Fashion-MNIST copy")
 def test_softmax_regression_on_real_fashion_mnist():
-    common = ["-c", str(CONFIGS / "softmax_fashion_mnist.yaml"), "--data.root", str(SHARED_DATASETS)]
-    cli("fit", *common)
-    run = cli("test", *common, "--ckpt_path", "best")
-    acc = run.trainer.callback_metrics["test/acc"].item()
+    acc = fit_then_test(CONFIGS / "softmax_fashion_mnist.yaml", SHARED_DATASETS)
     assert acc >= 0.82, acc  # the book's run ends near 0.83
 
 

@@ -11,7 +11,7 @@ import yaml
 from torch import nn
 
 import zoo
-from tests.conftest import CONFIGS, SHARED_DATASETS, cli
+from tests.conftest import CONFIGS, SHARED_DATASETS, cli, fit_then_test
 
 OPTIM_PRESETS = sorted((CONFIGS / "optim").glob("*.yaml"))
 MODEL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
@@ -92,8 +92,5 @@ def test_every_optimizer_preset_runs_one_batch_with_every_model_config(preset, f
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATASETS / "MNIST").exists(), reason="needs the real MNIST copy")
 def test_mnist_cnn_reaches_097_on_real_mnist():
-    common = ["-c", str(CONFIGS / "mnist_cnn_mnist.yaml"), "--data.root", str(SHARED_DATASETS)]
-    cli("fit", *common)
-    run = cli("test", *common, "--ckpt_path", "best")
-    acc = run.trainer.callback_metrics["test/acc"].item()
+    acc = fit_then_test(CONFIGS / "mnist_cnn_mnist.yaml", SHARED_DATASETS)
     assert acc >= 0.97, acc  # the example reaches about 0.98
