@@ -9,8 +9,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
 from datamodules.files import DatasetError
-from zoo.errors import ConfigError
 from datamodules.files_predict import list_images, read_images
+from zoo.errors import ConfigError
 
 
 class ImageDataModule(InMemoryDataModule):

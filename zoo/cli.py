@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import importlib
-import io
 import json
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
@@ -33,6 +29,8 @@ from zoo.callbacks import InputGrid, ProgressBar
 from zoo.checkpoints import find_checkpoint, read_hparams
 from zoo.errors import InputShapeError, ZooError
 from zoo.monitoring import HparamsWithMetrics, SamplesPerSecond
+from zoo.names import check_names
+from zoo.predictions import write_predictions
 from zoo.pretrained import torchvision_weights
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
 from zoo.reliability import Guard
@@ -109,22 +107,10 @@ class ZooCLI(LightningCLI):
         batches = self.trainer.predict(**kwargs)
         if self.trainer.global_rank != 0 or not batches or not isinstance(self.model, ClassificationModule):
             return
-        probs = torch.cat(batches)
-        best, index = probs.max(dim=1)
-        dm = self.datamodule
-        names = list(getattr(dm, "classes", ()))
-        files = [str(p) for p in getattr(dm, "predict_files", [])] or [str(i) for i in range(len(probs))]
         path = Path(self.trainer.log_dir or ".") / "predictions.csv"
-        rows = io.StringIO()
-        writer = csv.writer(rows)
-        writer.writerow(["file" if getattr(dm, "predict_files", None) else "index", "class", "probability"])
-        for name, k, p in zip(files, index.tolist(), best.tolist()):
-            writer.writerow([name, names[k] if k < len(names) else k, f"{p:.6f}"])
-        for bad in getattr(dm, "predict_errors", {}):
-            writer.writerow([str(bad), "", ""])
-        atomic_write(path, lambda out: out.write(rows.getvalue().encode()))
+        files = write_predictions(path, torch.cat(batches), self.datamodule)
         print(f"Predictions for {len(files)} input(s) written to {path}")
-        errors = getattr(dm, "predict_errors", {})
+        errors = getattr(self.datamodule, "predict_errors", {})
         for reason in errors.values():
             print(f"error: {reason}", file=sys.stderr)
         if errors:
@@ -133,7 +119,7 @@ class ZooCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         if args is None or isinstance(args, list):
-            _check_names(parser, sys.argv[1:] if args is None else args)
+            check_names(parser, sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is None:
@@ -292,46 +278,6 @@ class ZooCLI(LightningCLI):
         if bars:
             trainer.callbacks[trainer.callbacks.index(bars[0])] = ProgressBar()
         return trainer
-
-
-def _named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
-    """(key, value) of every --model/--data given on the command line or in a -c config file."""
-    for i, arg in enumerate(args):
-        key, _, value = arg.partition("=")
-        if not value and i + 1 < len(args):
-            value = args[i + 1]
-        if key in ("--model", "--data"):
-            yield key[2:], value
-        elif key in ("-c", "--config") and value.endswith((".yaml", ".yml")) and Path(value).is_file():
-            try:
-                config = yaml.safe_load(Path(value).read_text()) or {}
-            except yaml.YAMLError:
-                continue  # jsonargparse reports the syntax error itself
-            for section in ("model", "data"):
-                entry = config.get(section)
-                name = entry.get("class_path") if isinstance(entry, dict) else entry
-                if isinstance(name, str):
-                    yield section, name
-
-
-def _importable(dotted: str) -> bool:
-    """Whether ``package.module.Class`` names a class that exists (the user's own, say)."""
-    module, _, name = dotted.rpartition(".")
-    try:
-        return bool(module) and hasattr(importlib.import_module(module), name)
-    except ImportError:
-        return False
-
-
-def _check_names(parser: LightningArgumentParser, args: list[str]) -> None:
-    """Name the valid choices when a model or DataModule name is unknown (jsonargparse's message does not)."""
-    known = {"model": list_models(), "data": list_datamodules()}
-    for key, value in _named_classes(args):
-        # a file is a config of its own, which jsonargparse checks
-        if value in known[key] or Path(value).exists() or _importable(value):
-            continue
-        what = "model" if key == "model" else "DataModule"
-        parser.error(f"unknown {what} {value!r}; choose one of: {', '.join(known[key])}")
 
 
 def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoo.base import ClassificationModule
 from zoo import layers
+from zoo.base import ClassificationModule
 from zoo.layers import Activation
 from zoo.registry import register_model
 
