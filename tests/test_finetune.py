@@ -45,9 +45,14 @@ def data(root, cls="tests.fakes.FakeFashionMNIST"):
 
 
 @pytest.mark.parametrize("name", ["IMAGENET1K_V1", "DEFAULT"])
-def test_torchvision_weights_by_name_from_the_cache(imagenet_resnet18, name):
+def test_torchvision_weights_by_name_from_the_cache(imagenet_resnet18, name, caplog):
     assert cache_path(torchvision.models.ResNet18_Weights[name]).name == TV_FILE
     model = zoo.ResNet18(num_classes=10, in_channels=1, weights=name)
+    # the report: what was loaded, adapted, replaced
+    assert "Weights from torchvision ResNet18_Weights.IMAGENET1K_V1" in caplog.text
+    assert "tensors loaded" in caplog.text
+    assert "adapted: conv1.weight (64, 3, 7, 7) -> (64, 1, 7, 7)" in caplog.text
+    assert "replaced (new head): fc.weight (1000, 512) -> (10, 512), fc.bias (1000,) -> (10,)" in caplog.text
     ours = model.net.state_dict()
     for key, theirs in imagenet_resnet18.items():
         if key.startswith("fc."):
