@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.results import machine, write_section  # noqa: E402
-from benchmarks.throughput import Throughput  # noqa: E402
 from zoo.cli import cli_main  # noqa: E402
+from zoo.monitoring import SamplesPerSecond  # noqa: E402
 
 CONFIG = str(REPO / "configs" / "lenet_fashion_mnist.yaml")
 
@@ -37,8 +37,7 @@ CONFIG = str(REPO / "configs" / "lenet_fashion_mnist.yaml")
 def zoo_fit(root: str, profiler: str | None = None):
     extra = ["--trainer.profiler", profiler] if profiler else []
     cli = cli_main(["-c", CONFIG, "--data.root", root, "--trainer.max_epochs", "1", *extra], run=False)
-    meter = Throughput()
-    cli.trainer.callbacks.append(meter)
+    meter = next(cb for cb in cli.trainer.callbacks if isinstance(cb, SamplesPerSecond))  # every zoo run has one
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return meter.per_second, cli
 

@@ -34,13 +34,12 @@ REDUCED = {
 def run_one(config: str, root: str, overrides: list[str]) -> dict:
     import torch
 
-    from benchmarks.throughput import Throughput
     from zoo.cli import cli_main
+    from zoo.monitoring import SamplesPerSecond
 
     quiet = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
     cli = cli_main(["-c", config, "--data.root", root, *quiet, *overrides], run=False)
-    meter = Throughput()
-    cli.trainer.callbacks.append(meter)
+    meter = next(cb for cb in cli.trainer.callbacks if isinstance(cb, SamplesPerSecond))  # every zoo run has one
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     fit_seconds = time.perf_counter() - start

@@ -187,7 +187,7 @@ class ClassificationModule(ZooModule):
             return
         from zoo.pretrained import fit_state_dict, resolve
 
-        state, source, _ = resolve(type(self).__name__, self.weights)
+        state, source = resolve(type(self).__name__, self.weights)
         report = fit_state_dict(self.net, state, self.head_prefix, self.stem_key, source)
         rank_zero_info(str(report))
 

@@ -8,9 +8,10 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import RichProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
+
+from zoo.monitoring import tensorboard
 
 
 def labelled_grid(images: torch.Tensor, captions: list[str], ncol: int = 8, cell: int = 64) -> torch.Tensor:
@@ -45,7 +46,7 @@ class InputGrid(L.Callback):
         if self.done or not isinstance(batch, (tuple, list)) or batch[0].dim() != 4:
             return
         self.done = True
-        if trainer.global_rank == 0 and any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
+        if trainer.global_rank == 0 and tensorboard(trainer) is not None:
             x, y = batch[0][: self.max_images].detach().clone(), batch[1][: self.max_images].clone()
             self._pending = (x, y, trainer.global_step)
 
@@ -60,10 +61,7 @@ class InputGrid(L.Callback):
             x = x * torch.tensor(dm.std).view(1, -1, 1, 1) + torch.tensor(dm.mean).view(1, -1, 1, 1)
         names = getattr(dm, "classes", ())
         captions = [names[i] if i < len(names) else str(i) for i in y.tolist()]
-        grid = labelled_grid(x, captions)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("inputs/train", grid, step)
+        tensorboard(trainer).experiment.add_image("inputs/train", labelled_grid(x, captions), step)
 
 
 class ProgressBar(RichProgressBar):

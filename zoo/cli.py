@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from zoo.callbacks import InputGrid, ProgressBar
 from zoo.checkpoints import find_checkpoint, read_hparams
 from zoo.errors import InputShapeError, ZooError
 from zoo.monitoring import HparamsWithMetrics, SamplesPerSecond
-from zoo.names import check_names
+from zoo.names import check_names, import_class
 from zoo.predictions import write_predictions
 from zoo.pretrained import torchvision_weights
 from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
@@ -221,8 +220,7 @@ class ZooCLI(LightningCLI):
         if tv is None or data_args is None or "normalize" not in data_args:
             return
         transforms = tv.transforms()
-        module, _, name = config.data.class_path.rpartition(".")
-        data_class = getattr(importlib.import_module(module), name)
+        data_class = import_class(config.data.class_path)
         channels = data_class.in_channels
         mean, std = list(transforms.mean), list(transforms.std)
         if channels == 1:  # the gray image stands for R = G = B: one channel with the average statistics

@@ -17,25 +17,39 @@ def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
 
 
 class SamplesPerSecond(L.Callback):
-    """``train/samples_per_sec`` each epoch: training examples over the time of the training batches (all processes)."""
+    """``train/samples_per_sec`` each epoch: training examples over the time of the training batches.
+
+    Data loading counts, validation does not (the clock stops at the epoch's last training batch).
+    The logged rate is for all processes together; ``per_second`` is this process's over the whole run.
+    """
 
     def __init__(self) -> None:
-        self.start, self.samples = time.perf_counter(), 0
+        self.start = self.last = time.perf_counter()
+        self.samples = self.total_samples = 0
+        self.total_seconds = 0.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.on_train_epoch_start(trainer, pl_module)  # a run resumed mid-epoch starts without an epoch start
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.start, self.samples = time.perf_counter(), 0
+        self.start = self.last = time.perf_counter()
+        self.samples = 0
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         self.samples += len(batch[1]) if isinstance(batch, (tuple, list)) else len(batch)
+        self.last = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seconds = time.perf_counter() - self.start
+        seconds = self.last - self.start
         if self.samples and seconds > 0:
+            self.total_samples += self.samples
+            self.total_seconds += seconds
             rate = self.samples * trainer.world_size / seconds
             pl_module.log("train/samples_per_sec", rate, on_epoch=True, rank_zero_only=True)
+
+    @property
+    def per_second(self) -> float:
+        return self.total_samples / self.total_seconds
 
 
 def _flat(prefix: str, value, out: dict) -> None:

@@ -32,13 +32,13 @@ def _named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
                     yield section, name
 
 
-def _importable(dotted: str) -> bool:
-    """Whether ``package.module.Class`` names a class that exists (the user's own, say)."""
+def import_class(dotted: str) -> type | None:
+    """The class ``package.module.Class`` names (the user's own, say), or None where there is none."""
     module, _, name = dotted.rpartition(".")
     try:
-        return bool(module) and hasattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(module), name, None) if module else None
     except ImportError:
-        return False
+        return None
 
 
 def check_names(parser: LightningArgumentParser, args: list[str]) -> None:
@@ -46,7 +46,7 @@ def check_names(parser: LightningArgumentParser, args: list[str]) -> None:
     known = {"model": list_models(), "data": list_datamodules()}
     for key, value in _named_classes(args):
         # a file is a config of its own, which jsonargparse checks
-        if value in known[key] or Path(value).exists() or _importable(value):
+        if value in known[key] or Path(value).exists() or import_class(value) is not None:
             continue
         what = "model" if key == "model" else "DataModule"
         parser.error(f"unknown {what} {value!r}; choose one of: {', '.join(known[key])}")

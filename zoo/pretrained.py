@@ -101,13 +101,13 @@ def fetch_torchvision(weights) -> dict[str, torch.Tensor]:
     return load_state_dict(path)
 
 
-def resolve(model: str, weights: str) -> tuple[dict[str, torch.Tensor], str, object | None]:
-    """(state dict of the network, a description of the source, the torchvision weights or None)."""
+def resolve(model: str, weights: str) -> tuple[dict[str, torch.Tensor], str]:
+    """(state dict of the network, a description of where it came from)."""
     tv = torchvision_weights(model, weights)
     if tv is not None:
-        return fetch_torchvision(tv), f"torchvision {tv} ({cache_path(tv)})", tv
+        return fetch_torchvision(tv), f"torchvision {tv} ({cache_path(tv)})"
     if Path(weights).exists():
-        return load_state_dict(weights), str(weights), None
+        return load_state_dict(weights), str(weights)
     names = list(getattr(torchvision.models, TORCHVISION_WEIGHTS[model]).__members__) if model in TORCHVISION_WEIGHTS else []
     choices = f"a torchvision weights name ({', '.join(names)}) or " if names else ""
     raise WeightsError(f"--model.weights {weights!r} for {model}: give {choices}the path of a checkpoint or state dict")
