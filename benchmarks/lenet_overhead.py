@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.results import machine, write_section  # noqa: E402
 from zoo.cli import cli_main  # noqa: E402
-from zoo.monitoring import SamplesPerSecond  # noqa: E402
+from zoo.training.callbacks import SamplesPerSecond  # noqa: E402
 
 CONFIG = str(REPO / "configs" / "lenet_fashion_mnist.yaml")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from zoo.errors import ConfigError
+from zoo_common import ConfigError
 
 _GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")

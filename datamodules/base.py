@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from zoo.errors import ConfigError
+from zoo_common import ConfigError
 
 # Our loaders slice tensors in the main process; worker processes would only add overhead.
 warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck.*")

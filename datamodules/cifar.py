@@ -10,7 +10,7 @@ import torch
 
 from datamodules.files import Archive, DatasetError, ensure_archive
 from datamodules.image import ImageDataModule
-from zoo.registry import register_datamodule
+from zoo_common import register_datamodule
 
 FILES = Archive(
     name="CIFAR10",

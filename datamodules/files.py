@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.atomic import atomic_write
-from zoo.errors import ZooError
+from zoo_common import atomic_write
+from zoo_common import ZooError
 
 
 class DatasetError(ZooError, RuntimeError):

@@ -10,7 +10,7 @@ from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
 from datamodules.files import DatasetError
 from datamodules.files_predict import list_images, read_images
-from zoo.errors import ConfigError
+from zoo_common import ConfigError
 
 
 class ImageDataModule(InMemoryDataModule):

@@ -7,7 +7,7 @@ import torch
 from datamodules.files import DatasetError, FileSet, ensure_files
 from datamodules.idx import read_idx
 from datamodules.image import ImageDataModule
-from zoo.registry import register_datamodule
+from zoo_common import register_datamodule
 
 
 class IDXImageDataModule(ImageDataModule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from datamodules.base import InMemoryDataModule
-from zoo.registry import register_datamodule
+from zoo_common import register_datamodule
 
 
 @register_datamodule

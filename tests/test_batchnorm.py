@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.batchnorm import BatchNorm
+from zoo.models.batchnorm import BatchNorm
 
 
 @pytest.mark.parametrize("shape,reference", [((16, 5), nn.BatchNorm1d), ((8, 5, 6, 7), nn.BatchNorm2d)])

@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from tests.conftest import CONFIGS, cli
-from zoo.registry import list_datamodules, list_models
+from zoo_common import list_datamodules, list_models
 
 CONFIG_FILES = sorted(CONFIGS.glob("*.yaml"))
 

@@ -56,7 +56,7 @@ def test_tensorboard_logs_scalars_hparams_images(fake_fashion):
 
 
 def test_confusion_image_draws_counts_and_class_accuracy():
-    from zoo.monitoring import confusion_image
+    from zoo.training.images import confusion_image
 
     cm = torch.tensor([[8, 2], [1, 9]])
     image = confusion_image(cm, ["cat", "dog"])

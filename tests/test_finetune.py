@@ -11,7 +11,7 @@ import torchvision
 
 import zoo
 from tests.conftest import cli, make_mnist_like
-from zoo.pretrained import WeightsError, cache_path
+from zoo.training.finetune import WeightsError, cache_path
 
 TV_FILE = "resnet18-f37072fd.pth"  # torchvision's file name for ResNet18_Weights.IMAGENET1K_V1
 

@@ -9,7 +9,7 @@ from torch import nn
 import zoo
 from tests import reference_nets as ref
 from zoo import ClassificationModule
-from zoo.registry import get_model, list_models, register_model
+from zoo_common import get_model, list_models, register_model
 
 CLASSIFIERS = [n for n in list_models() if issubclass(get_model(n), ClassificationModule)]
 # (in_channels, native size, classes) of Fashion-MNIST / MNIST and CIFAR-10

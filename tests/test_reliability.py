@@ -229,7 +229,7 @@ def test_fuzz_wrong_values_never_leave_a_trace(capsys):
 
 
 def test_checkpoints_are_written_atomically(fake_fashion, tmp_path, monkeypatch):
-    from zoo.atomic import AtomicCheckpointIO
+    from zoo.training.checkpoint_io import AtomicCheckpointIO
 
     root, _ = fake_fashion
     run = cli("fit", "--model", "LeNet", "--data", "FashionMNIST", "--data.root", str(root), "--data.val_size", "50",

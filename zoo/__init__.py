@@ -1,14 +1,24 @@
-"""The d2l model zoo: the classic models of *Dive into Deep Learning* as LightningModules."""
+"""The d2l model zoo: the classic models of *Dive into Deep Learning* as LightningModules.
 
-from zoo.base import ClassificationModule, RegressionModule, ZooModule
-from zoo.googlenet import GoogLeNet
-from zoo.lenet import LeNet, LeNetBN, LeNetBNScratch
-from zoo.linear import LinearRegression, SoftmaxRegression
-from zoo.mlp import MLP
-from zoo.mnist_cnn import MnistCNN
-from zoo.nin import NiN
-from zoo.registry import get_model, list_models, register_model
-from zoo.resnet import ResNet18
+- ``zoo.models``: the networks, one file per family, each a LightningModule over the training core;
+- ``zoo.training``: the training core (the shared modules, fine-tuning, callbacks, the checkpoint writer);
+- ``zoo.app`` and ``zoo.cli``: the ``zoo`` command.
+"""
+
+from zoo.models import (
+    MLP,
+    GoogLeNet,
+    LeNet,
+    LeNetBN,
+    LeNetBNScratch,
+    LinearRegression,
+    MnistCNN,
+    NiN,
+    ResNet18,
+    SoftmaxRegression,
+)
+from zoo.training.module import ClassificationModule, RegressionModule, ZooModule
+from zoo_common import get_model, list_models, register_model
 
 __all__ = [
     "MLP",

@@ -22,17 +22,18 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
-from zoo.atomic import AtomicCheckpointIO, atomic_write
-from zoo.base import ClassificationModule, ZooModule
-from zoo.callbacks import InputGrid, ProgressBar
-from zoo.checkpoints import find_checkpoint, read_hparams
-from zoo.errors import InputShapeError, ZooError
-from zoo.monitoring import HparamsWithMetrics, SamplesPerSecond
-from zoo.names import check_names, import_class
-from zoo.predictions import write_predictions
-from zoo.pretrained import torchvision_weights
-from zoo.registry import get_datamodule, get_model, list_datamodules, list_models
-from zoo.reliability import Guard
+from zoo.training.checkpoint_io import AtomicCheckpointIO
+from zoo_common import atomic_write
+from zoo.training.module import ClassificationModule, ZooModule
+from zoo.training.callbacks import InputGrid, ProgressBar
+from zoo.app.runs import find_checkpoint, read_hparams
+from zoo_common import InputShapeError, ZooError
+from zoo.training.callbacks import HparamsWithMetrics, SamplesPerSecond
+from zoo.app.names import check_names, import_class
+from zoo.app.predictions import write_predictions
+from zoo.training.finetune import torchvision_weights
+from zoo_common import get_datamodule, get_model, list_datamodules, list_models
+from zoo.training.callbacks import CheckpointOnSigterm, StopOnNonFiniteLoss
 
 # What the data determines and the model must agree with: typed once, on the data.
 LINKED = ("num_classes", "in_channels", "input_size", "num_features")
@@ -262,7 +263,7 @@ class ZooCLI(LightningCLI):
                                                    enable_version_counter=False))
             trainer.callbacks[i : i + 1] = checkpoints
         # what every run shows in TensorBoard; before the checkpoint callbacks, which Lightning keeps last
-        monitors = [Guard(), InputGrid(), SamplesPerSecond(), HparamsWithMetrics()]
+        monitors = [StopOnNonFiniteLoss(), CheckpointOnSigterm(), InputGrid(), SamplesPerSecond(), HparamsWithMetrics()]
         if trainer.loggers:
             monitors.append(LearningRateMonitor(logging_interval="epoch"))
         trainer.callbacks[0:0] = monitors

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from zoo.errors import InputShapeError
+from zoo_common import InputShapeError
 
 Activation = Literal["relu", "sigmoid", "tanh", "gelu"]
 Pooling = Literal["avg", "max"]

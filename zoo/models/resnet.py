@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.base import ClassificationModule
-from zoo.registry import register_model
+from zoo.training.module import ClassificationModule
+from zoo_common import register_model
 
 
 class BasicBlock(nn.Module):

@@ -10,8 +10,9 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from zoo.batchnorm import BatchNorm
-from zoo.monitoring import confusion_image, tensorboard
+from zoo.models.batchnorm import BatchNorm
+from zoo.training.callbacks import tensorboard
+from zoo.training.images import confusion_image
 
 STAGES = ("train", "val", "test")
 
@@ -185,7 +186,7 @@ class ClassificationModule(ZooModule):
         """Load ``self.weights`` into the network (called at the end of each model's constructor)."""
         if not self.weights:
             return
-        from zoo.pretrained import fit_state_dict, resolve
+        from zoo.training.finetune import fit_state_dict, resolve
 
         state, source = resolve(type(self).__name__, self.weights)
         report = fit_state_dict(self.net, state, self.head_prefix, self.stem_key, source)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoo.base import ClassificationModule
-from zoo.layers import init_cnn, output_numel
-from zoo.registry import register_model
+from zoo.training.module import ClassificationModule
+from zoo.models.layers import init_cnn, output_numel
+from zoo_common import register_model
 
 
 def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int) -> nn.Sequential:

@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from torch import nn
 
-from zoo import layers
-from zoo.base import ClassificationModule
-from zoo.batchnorm import BatchNorm
-from zoo.layers import Activation, Pooling, init_cnn, output_numel
-from zoo.registry import register_model
+from zoo.models import layers
+from zoo.training.module import ClassificationModule
+from zoo.models.batchnorm import BatchNorm
+from zoo.models.layers import Activation, Pooling, init_cnn, output_numel
+from zoo_common import register_model
 
 _SMALL = "Use a larger --data.resize."
 

@@ -21,7 +21,7 @@ import torch
 import torchvision.models
 from torch import nn
 
-from zoo.errors import ZooError
+from zoo_common import ZooError
 
 # zoo model -> torchvision weights enum whose state dicts fit its network
 TORCHVISION_WEIGHTS = {"ResNet18": "ResNet18_Weights"}

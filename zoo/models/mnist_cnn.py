@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoo.base import ClassificationModule
-from zoo.layers import output_numel
-from zoo.registry import register_model
+from zoo.training.module import ClassificationModule
+from zoo.models.layers import output_numel
+from zoo_common import register_model
 
 
 @register_model

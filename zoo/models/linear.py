@@ -11,8 +11,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from zoo.base import ClassificationModule, RegressionModule
-from zoo.registry import register_model
+from zoo.training.module import ClassificationModule, RegressionModule
+from zoo_common import register_model
 
 
 def _init_normal(layer: nn.Linear, std: float = 0.01) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.atomic import atomic_write
+from zoo_common import atomic_write
 
 
 def write_predictions(path: Path, probs: torch.Tensor, datamodule) -> list[str]:

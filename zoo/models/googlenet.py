@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.base import ClassificationModule
-from zoo.layers import init_cnn
-from zoo.registry import register_model
+from zoo.training.module import ClassificationModule
+from zoo.models.layers import init_cnn
+from zoo_common import register_model
 
 
 class Inception(nn.Module):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoo import layers
-from zoo.base import ClassificationModule
-from zoo.layers import Activation
-from zoo.registry import register_model
+from zoo.models import layers
+from zoo.training.module import ClassificationModule
+from zoo.models.layers import Activation
+from zoo_common import register_model
 
 
 @register_model

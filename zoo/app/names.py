@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser
 
-from zoo.registry import list_datamodules, list_models
+from zoo_common import list_datamodules, list_models
 
 
 def _named_classes(args: list[str]) -> Iterator[tuple[str, str]]:

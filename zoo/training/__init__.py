@@ -1,0 +1,1 @@
+"""The training core: the LightningModules every network builds on, fine-tuning, callbacks, checkpoint IO."""
