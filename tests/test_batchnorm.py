@@ -95,3 +95,21 @@ def test_sync_over_processes_equals_batchnorm_of_the_global_batch(tmp_path, shap
     for r in ranks:
         torch.testing.assert_close(r["running_mean"], reference.running_mean, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(r["running_var"], reference.running_var, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_inputs_keep_float32_statistics_like_torch():
+    """Under bf16 autocast a convolution hands BatchNorm bf16 activations (found on a GPU; CPU autocast does the
+    same): statistics in float32 as nn.BatchNorm2d, output in the input's dtype."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3)
+    ours, theirs = BatchNorm(5), nn.BatchNorm2d(5)
+    x = torch.randn(8, 3, 10, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = conv(x)
+        assert h.dtype == torch.bfloat16
+        y, y2 = ours(h), theirs(h)
+    assert y.dtype == y2.dtype
+    torch.testing.assert_close(y.float(), y2.float(), rtol=0, atol=2e-2)
+    assert ours.running_mean.dtype == ours.running_var.dtype == torch.float32
+    torch.testing.assert_close(ours.running_mean, theirs.running_mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.running_var, theirs.running_var, rtol=1e-4, atol=1e-4)

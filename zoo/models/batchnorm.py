@@ -43,6 +43,8 @@ class BatchNorm(nn.Module):
                              f"N x {self.num_features} x H x W input, got {tuple(x.shape)}")
         dims = (0,) if x.dim() == 2 else (0, 2, 3)  # statistics per channel
         shape = (1, -1) if x.dim() == 2 else (1, -1, 1, 1)
+        # statistics in float32 also under bf16/fp16 autocast (as nn.BatchNorm): the running buffers stay float32
+        dtype, x = x.dtype, x.float()
         if self.training:
             n = x.numel() // x.shape[1]
             if self.sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -61,7 +63,7 @@ class BatchNorm(nn.Module):
         else:
             mean, var = self.running_mean.view(shape), self.running_var.view(shape)
         x_hat = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight.view(shape) * x_hat + self.bias.view(shape)
+        return (self.weight.view(shape) * x_hat + self.bias.view(shape)).to(dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, sync={self.sync}"

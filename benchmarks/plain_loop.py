@@ -1,0 +1,88 @@
+"""The plain PyTorch loop that ``benchmarks/epoch_time.py`` races ``zoo fit`` against.
+
+    python benchmarks/plain_loop.py --root ../shared/datasets --model LeNet --lr 0.9 --epochs 2
+
+What a careful user writes without Lightning: Fashion-MNIST from torchvision's
+dataset class, held in memory as one float tensor on the device, the same
+seeded train/validation split as the zoo (5,000 held out), shuffled index
+slices, SGD, and an evaluation of the validation set after every epoch
+(loss and accuracy printed). The network is the zoo's, so both run the same
+arithmetic; optional resize per batch and bf16 autocast on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", default="../shared/datasets")
+    p.add_argument("--model", default="LeNet")
+    p.add_argument("--lr", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--resize", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (what --trainer.precision bf16-mixed does)")
+    args = p.parse_args()
+
+    import torchvision
+
+    import zoo
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    data = torchvision.datasets.FashionMNIST(args.root, train=True)
+    order = torch.randperm(len(data.targets), generator=torch.Generator().manual_seed(0))
+    val, train = order[:5000], order[5000:]
+    x = data.data.unsqueeze(1).to(device).float().div_(255)
+    y = data.targets.to(device)
+    x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
+    size = args.resize or 28
+    net = zoo.get_model(args.model)(num_classes=10, in_channels=1, input_size=size).net.to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
+
+    def inputs(batch: torch.Tensor) -> torch.Tensor:
+        if args.resize:
+            batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return batch
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+
+    for epoch in range(args.epochs):
+        start = time.perf_counter()
+        net.train()
+        perm = torch.randperm(len(y_train), device=device)
+        for i in range(0, len(perm), args.batch_size):
+            idx = perm[i : i + args.batch_size]
+            with autocast():
+                loss = F.cross_entropy(net(inputs(x_train[idx])), y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        with torch.no_grad(), autocast():
+            for i in range(0, len(y_val), args.batch_size):
+                logits = net(inputs(x_val[i : i + args.batch_size]))
+                target = y_val[i : i + args.batch_size]
+                total_loss += F.cross_entropy(logits.float(), target, reduction="sum")
+                correct += (logits.argmax(1) == target).sum()
+        n = len(y_val)
+        print(f"epoch {epoch}: val loss {total_loss.item() / n:.4f}, val acc {correct.item() / n:.4f}, "
+              f"{time.perf_counter() - start:.2f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
