@@ -97,3 +97,27 @@ def fit_then_test(config: Path, root: Path) -> float:
     cli("fit", *common)
     run = cli("test", *common, "--ckpt_path", "best")
     return run.trainer.callback_metrics["test/acc"].item()
+
+
+def cache_torchvision_weights(monkeypatch, torch_home: Path, weights, state: dict) -> Path:
+    """Save ``state`` where torch.hub caches ``weights``, named by torch.hub's convention for its own content.
+
+    torchvision's file names carry the sha256 prefix of the real weights (``resnet18-f37072fd.pth``), which
+    the zoo checks; a stand-in file gets a name with its own prefix and ``weights`` points there.
+    """
+    import io
+    from urllib.parse import urlparse
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    name = Path(urlparse(weights.url).path).name  # e.g. resnet18-f37072fd.pth
+    stem, suffix = name.split("-")[0], Path(name).suffix
+    fake_name = f"{stem}-{hashlib.sha256(data).hexdigest()[:8]}{suffix}"
+    monkeypatch.setattr(weights.value, "url", weights.url.rsplit("/", 1)[0] + "/" + fake_name)
+    path = torch_home / "hub" / "checkpoints" / fake_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
+import io
+import threading
 import urllib.error
 from pathlib import Path
 
@@ -10,7 +15,7 @@ import torch
 import torchvision
 
 import zoo
-from tests.conftest import cli, make_mnist_like
+from tests.conftest import cache_torchvision_weights, cli, make_mnist_like
 from zoo.training.finetune import WeightsError, cache_path
 
 TV_FILE = "resnet18-f37072fd.pth"  # torchvision's file name for ResNet18_Weights.IMAGENET1K_V1
@@ -24,14 +29,17 @@ def torch_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def imagenet_resnet18(torch_home):
-    """A torchvision-format resnet18 state dict saved where torch.hub caches IMAGENET1K_V1."""
+def imagenet_resnet18(torch_home, monkeypatch):
+    """A torchvision-format resnet18 state dict saved where torch.hub caches IMAGENET1K_V1 (under its own hash)."""
     torch.manual_seed(1)
     state = torchvision.models.resnet18(weights=None).state_dict()
-    path = torch_home / "hub" / "checkpoints" / TV_FILE
-    path.parent.mkdir(parents=True)
-    torch.save(state, path)
+    cache_torchvision_weights(monkeypatch, torch_home, torchvision.models.ResNet18_Weights.IMAGENET1K_V1, state)
     return state
+
+
+def test_cache_path_is_where_torch_hub_keeps_torchvision_files(torch_home):
+    for name in ("IMAGENET1K_V1", "DEFAULT"):
+        assert cache_path(torchvision.models.ResNet18_Weights[name]) == torch_home / "hub" / "checkpoints" / TV_FILE
 
 
 @pytest.fixture
@@ -46,7 +54,6 @@ def data(root, cls="tests.fakes.FakeFashionMNIST"):
 
 @pytest.mark.parametrize("name", ["IMAGENET1K_V1", "DEFAULT"])
 def test_torchvision_weights_by_name_from_the_cache(imagenet_resnet18, name, caplog):
-    assert cache_path(torchvision.models.ResNet18_Weights[name]).name == TV_FILE
     model = zoo.ResNet18(num_classes=10, in_channels=1, weights=name)
     # the report: what was loaded, adapted, replaced
     assert "Weights from torchvision ResNet18_Weights.IMAGENET1K_V1" in caplog.text
@@ -178,3 +185,88 @@ def test_ckpt_path_needs_no_pretrained_weights_file(tmp_path, fake_root):
     weights.unlink()  # e.g. tested on another machine
     test = cli("test", "--ckpt_path", str(ckpt))
     assert test.trainer.callback_metrics["test/samples"].item() == 101
+
+
+# --- torchvision files are sha256-checked, in the cache and when downloaded ---------------------------------
+
+
+def test_tampered_file_in_the_hub_cache_is_refused(torch_home):
+    path = torch_home / "hub" / "checkpoints" / TV_FILE  # the right name, other content
+    path.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(WeightsError) as err:
+        zoo.ResNet18(weights="DEFAULT")
+    message = str(err.value)
+    assert f"{path} is not the file its name promises" in message
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert f"sha256 {actual}, expected one starting with f37072fd" in message
+    assert "Delete it" in message and "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server over a folder: (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_download_is_checked_against_the_hash_in_its_name(torch_home, http_server, monkeypatch, tampered):
+    folder, base = http_server
+    torch.manual_seed(2)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    name = f"resnet18-{hashlib.sha256(buffer.getvalue()).hexdigest()[:10]}.pth"
+    served = bytearray(buffer.getvalue())
+    if tampered:
+        served[-100] ^= 0xFF  # one flipped byte somewhere in the tensors' data
+    (folder / name).write_bytes(bytes(served))
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    monkeypatch.setattr(weights.value, "url", f"{base}/{name}")
+    cached = torch_home / "hub" / "checkpoints" / name
+    if tampered:
+        with pytest.raises(WeightsError, match=rf"download of {base}/{name} is not the file its name promises: "
+                                               rf"invalid hash value.*nothing was saved.*{cached}"):
+            zoo.ResNet18(num_classes=1000, in_channels=3, weights="DEFAULT")
+        assert list(cached.parent.iterdir()) == []  # no file, no partial file left in the cache
+    else:
+        model = zoo.ResNet18(num_classes=1000, in_channels=3, weights="DEFAULT")
+        assert cached.read_bytes() == bytes(served)
+        for key, value in model.net.state_dict().items():
+            assert torch.equal(value, state[key]), key
+
+
+# --- weights of another architecture: the error names it ---------------------------------------------------
+
+
+def test_zoo_checkpoint_of_another_model_is_named(fake_root):
+    first = cli("fit", "--model", "LeNet", *data(fake_root), "--trainer.max_steps", "1")
+    ckpt = Path(first.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    with pytest.raises(WeightsError, match=r"do not fit this network \(LeNetBN\): they are LeNet weights "
+                                           r"\(as their checkpoint records\); to use them, choose --model LeNet:\n"):
+        zoo.LeNetBN(weights=str(ckpt))
+
+
+@pytest.mark.parametrize(("saved", "model", "named"), [
+    (lambda: zoo.LeNet().net.state_dict(), zoo.LeNetBN, "LeNet weights (by their tensor names); to use them, choose --model LeNet"),
+    (lambda: zoo.LeNetBN().state_dict(), zoo.LeNet, "LeNetBN or LeNetBNScratch weights (by their tensor names)"),
+    (lambda: torchvision.models.resnet50(weights=None).state_dict(), zoo.ResNet18, "torchvision's resnet50 weights (by their tensor names)"),
+    (lambda: {"encoder.weight": torch.zeros(3, 3)}, zoo.LeNet, "neither the zoo nor torchvision's ResNets"),
+])
+def test_state_dict_of_another_architecture_is_named_by_its_tensor_names(tmp_path, saved, model, named):
+    path = tmp_path / "weights.pt"
+    torch.save(saved(), path)
+    with pytest.raises(WeightsError) as err:
+        model(weights=str(path))
+    first_line = str(err.value).splitlines()[0]
+    assert f"the weights in {path} do not fit this network ({model.__name__}): " in first_line
+    assert named in first_line

@@ -1,7 +1,8 @@
 """Starting a model from pretrained weights: torchvision's by name, or our own checkpoints and state dicts.
 
 Everything is loaded with ``torch.load(weights_only=True)``: a file that needs
-arbitrary code to unpickle is refused. Tensors whose shapes differ are adapted
+arbitrary code to unpickle is refused. torchvision's files come through
+``torch.hub`` with their sha256 checked, also when they are already in its cache. Tensors whose shapes differ are adapted
 only where that has a meaning: a classification head for another number of
 classes starts new, and a first convolution for another number of input
 channels is summed (3 -> 1) or repeated and scaled (1 -> 3); any other mismatch
@@ -10,6 +11,7 @@ is an error that names the tensors.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import urllib.error
@@ -21,14 +23,24 @@ import torch
 import torchvision.models
 from torch import nn
 
-from zoo_common import ZooError
+from zoo.training.identify import class_name, identify
+from zoo_common import ZooError, list_models
 
-# zoo model -> torchvision weights enum whose state dicts fit its network
-TORCHVISION_WEIGHTS = {"ResNet18": "ResNet18_Weights"}
+# zoo model -> torchvision builder whose state dicts fit its network (the weights come from torchvision's registry)
+TORCHVISION_MODELS = {"ResNet18": "resnet18"}
 
 
 class WeightsError(ZooError, RuntimeError):
     """Weights that cannot be found, read or fitted; the message says which and what to do."""
+
+
+@dataclass
+class Pretrained:
+    """Weights to start from, where they came from, and which architecture they say they are (if they say)."""
+
+    state: dict[str, torch.Tensor]
+    source: str
+    architecture: str | None = None
 
 
 @dataclass
@@ -47,13 +59,16 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def torchvision_weights_enum(model: str):
+    """torchvision's weights enum for this zoo model (e.g. ``ResNet18_Weights``), or None."""
+    builder = TORCHVISION_MODELS.get(model)
+    return torchvision.models.get_model_weights(builder) if builder else None
+
+
 def torchvision_weights(model: str, name: str):
     """The torchvision weights enum member called ``name`` for this zoo model, or None."""
-    enum_name = TORCHVISION_WEIGHTS.get(model)
-    if enum_name is None:
-        return None
-    enum = getattr(torchvision.models, enum_name)
-    return enum.__members__.get(name)
+    enum = torchvision_weights_enum(model)
+    return enum.__members__.get(name) if enum is not None else None
 
 
 def cache_path(weights) -> Path:
@@ -61,13 +76,10 @@ def cache_path(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A plain state dict from a state-dict file or a Lightning checkpoint, read without running code."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} not found")
+def _torch_load(path: Path):
+    """``torch.load(path, weights_only=True)``, its errors turned into one that says what to do."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0]
         raise WeightsError(
@@ -76,21 +88,70 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ) from None
     except (RuntimeError, EOFError, ValueError) as e:
         raise WeightsError(f"{path} cannot be read as PyTorch weights: {e}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]  # a Lightning checkpoint
+
+
+def _state_dict(obj, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """(the network's state dict, the model class a zoo checkpoint records) from what torch.load returned."""
+    architecture = None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # a Lightning checkpoint
+        hparams = obj.get("hyper_parameters")
+        architecture = class_name(hparams.get("_class_path")) if isinstance(hparams, dict) else None
+        obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path} holds no state dict (a mapping of names to tensors)")
     if any(k.startswith("net.") for k in obj):  # a zoo LightningModule's state dict: keep its network
         obj = {k[len("net."):]: v for k, v in obj.items() if k.startswith("net.")}
-    return obj
+    return obj, architecture
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A plain state dict from a state-dict file or a Lightning checkpoint, read without running code."""
+    return load_pretrained_file(path).state
+
+
+def load_pretrained_file(path: str | os.PathLike) -> Pretrained:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} not found")
+    state, architecture = _state_dict(_torch_load(path), path)
+    return Pretrained(state, str(path), architecture)
+
+
+def sha256_prefix(name: str) -> str | None:
+    """The sha256 prefix a torch.hub file name carries (``resnet18-f37072fd.pth``), as its ``check_hash`` reads it."""
+    match = torch.hub.HASH_REGEX.search(name)
+    return match.group(1) if match and match.group(1) else None
+
+
+def check_cached(path: Path, url: str) -> None:
+    """Refuse a cached file whose content is not what its name promises."""
+    expected = sha256_prefix(path.name)
+    if expected is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    actual = digest.hexdigest()
+    if not actual.startswith(expected):
+        raise WeightsError(
+            f"{path} is not the file its name promises: sha256 {actual}, expected one starting with {expected}. "
+            f"Delete it to download it again, or replace it with the file from {url}"
+        )
 
 
 def fetch_torchvision(weights) -> dict[str, torch.Tensor]:
+    """torchvision's weights from torch.hub's cache, downloaded there first if missing; sha256-checked either way."""
     path = cache_path(weights)
-    if not path.exists():
+    if path.exists():
+        check_cached(path, weights.url)  # torch.hub checks a file's hash when it downloads it, not in its cache
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            torch.hub.download_url_to_file(weights.url, str(path), progress=False)  # writes a temp file, then moves
+            # what load_state_dict_from_url(check_hash=True) does: a temporary file, its sha256 checked against
+            # the name, then moved into the cache; the file is then read by this module's one loader
+            torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=sha256_prefix(path.name),
+                                           progress=False)
         except (urllib.error.URLError, OSError) as e:
             raise WeightsError(
                 f"{weights} is not in the cache and cannot be downloaded ({getattr(e, 'reason', e)}).\n"
@@ -98,17 +159,22 @@ def fetch_torchvision(weights) -> dict[str, torch.Tensor]:
                 "(on a machine with network: curl -L -o FILE URL; or point TORCH_HOME at a folder holding "
                 "hub/checkpoints/ with the file)."
             ) from None
-    return load_state_dict(path)
+        except RuntimeError as e:  # torch.hub: 'invalid hash value (expected "...", got "...")'
+            raise WeightsError(f"the download of {weights.url} is not the file its name promises: {e}; nothing "
+                               f"was saved. Try again, or fetch the file elsewhere and put it at {path}") from None
+    return _state_dict(_torch_load(path), path)[0]
 
 
-def resolve(model: str, weights: str) -> tuple[dict[str, torch.Tensor], str]:
-    """(state dict of the network, a description of where it came from)."""
+def resolve(model: str, weights: str) -> Pretrained:
+    """The weights called ``weights`` (a torchvision name or a file) for the zoo model ``model``."""
     tv = torchvision_weights(model, weights)
     if tv is not None:
-        return fetch_torchvision(tv), f"torchvision {tv} ({cache_path(tv)})"
+        return Pretrained(fetch_torchvision(tv), f"torchvision {tv} ({cache_path(tv)})",
+                          f"torchvision's {TORCHVISION_MODELS[model]}")
     if Path(weights).exists():
-        return load_state_dict(weights), str(weights)
-    names = list(getattr(torchvision.models, TORCHVISION_WEIGHTS[model]).__members__) if model in TORCHVISION_WEIGHTS else []
+        return load_pretrained_file(weights)
+    enum = torchvision_weights_enum(model)
+    names = list(enum.__members__) if enum is not None else []
     choices = f"a torchvision weights name ({', '.join(names)}) or " if names else ""
     raise WeightsError(f"--model.weights {weights!r} for {model}: give {choices}the path of a checkpoint or state dict")
 
@@ -123,8 +189,10 @@ def adapt_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     raise WeightsError(f"cannot adapt a first convolution from {have} to {in_channels} input channels")
 
 
-def fit_state_dict(net: nn.Module, state: dict[str, torch.Tensor], head: str, stem: str, source: str) -> LoadReport:
-    """Load ``state`` into ``net``: same shapes load, the head may be replaced, the stem adapted; else an error."""
+def fit_state_dict(net: nn.Module, pretrained: Pretrained, head: str, stem: str, model: str = "") -> LoadReport:
+    """Load the weights into ``net`` (the network of zoo model ``model``): same shapes load, the head may be
+    replaced, the stem adapted; anything else is an error that names the architecture the weights hold."""
+    state, source = pretrained.state, pretrained.source
     own = net.state_dict()
     report = LoadReport(source)
     fitted: dict[str, torch.Tensor] = {}
@@ -147,8 +215,22 @@ def fit_state_dict(net: nn.Module, state: dict[str, torch.Tensor], head: str, st
     unexpected = [k for k in state if k not in own]
     if errors or unexpected or not fitted:
         details = errors + [f"{k}: in the weights, not in the model" for k in unexpected[:10]]
-        raise WeightsError(
-            f"the weights in {source} do not fit this network (another architecture?):\n  " + "\n  ".join(details or ["no tensor in common"])
-        )
+        raise WeightsError(f"the weights in {source} do not fit this network{f' ({model})' if model else ''}: "
+                           f"{_holder(pretrained, model)}:\n  " + "\n  ".join(details or ["no tensor in common"]))
     net.load_state_dict(fitted, strict=False)
     return report
+
+
+def _holder(pretrained: Pretrained, model: str) -> str:
+    """What the weights are, in words: the class their checkpoint names, else the layouts their tensor names match."""
+    if pretrained.architecture:
+        holders, how = [pretrained.architecture], "as their checkpoint records"
+    else:
+        holders, how = identify(pretrained.state), "by their tensor names"
+    if not holders:
+        return "they belong to an architecture that neither the zoo nor torchvision's ResNets have"
+    if model in holders:
+        return f"they are a {model}'s ({how}) built with other options; give the options they were trained with"
+    zoo = [h for h in holders if h in list_models()]
+    hint = f"; to use them, choose --model {zoo[0]}" if zoo else ""
+    return f"they are {' or '.join(holders)} weights ({how}){hint}"

@@ -188,8 +188,8 @@ class ClassificationModule(ZooModule):
             return
         from zoo.training.finetune import fit_state_dict, resolve
 
-        state, source = resolve(type(self).__name__, self.weights)
-        report = fit_state_dict(self.net, state, self.head_prefix, self.stem_key, source)
+        model = type(self).__name__
+        report = fit_state_dict(self.net, resolve(model, self.weights), self.head_prefix, self.stem_key, model)
         rank_zero_info(str(report))
 
     def _split_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
