@@ -85,8 +85,9 @@ class CIFAR10(ImageDataModule):
         hue: float = 0.05,
     ) -> None:
         """Same options as every image DataModule (see ``FashionMNIST``); here augmentation is on by default."""
-        super().__init__(root, batch_size, val_size, seed, normalize, mean, std, resize, download,
-                         crop_padding, hflip, brightness, contrast, saturation, hue)
+        super().__init__(root=root, batch_size=batch_size, val_size=val_size, seed=seed, normalize=normalize,
+                         mean=mean, std=std, resize=resize, download=download, crop_padding=crop_padding,
+                         hflip=hflip, brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)
 
     def prepare_data(self) -> None:
         ensure_archive(self.files, self.root, download=self.download)

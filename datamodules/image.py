@@ -76,7 +76,8 @@ class ImageDataModule(InMemoryDataModule):
                     raise ConfigError(f"{name}={tuple(value)} needs one value per channel ({self.in_channels})")
                 setattr(self, name, tuple(float(v) for v in value))
         self.resize = resize
-        self.augmentation = Augmentation(crop_padding, hflip, brightness, contrast, saturation, hue)
+        self.augmentation = Augmentation(crop_padding=crop_padding, hflip=hflip, brightness=brightness,
+                                         contrast=contrast, saturation=saturation, hue=hue)
         self.download = download
         self.train_set = self.val_set = self.test_set = None
         self.predict_path: str | None = None  # set by `zoo predict --predict_path`: images to classify

@@ -144,3 +144,40 @@ def test_training_logs_one_grid_of_augmented_inputs(cifar_root):
     events.Reload()
     (image,) = events.Images("inputs/train")  # once per run, though the run had many batches
     assert image.step == 0 and image.width > 16 * 32 / 4 and image.height > 32
+
+
+def test_archive_with_links_or_names_out_of_root_is_refused(tmp_path, monkeypatch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        link = tarfile.TarInfo("cifar-10-batches-py/escape")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+        for name in ("cifar-10-batches-py/escape/data_batch_1", "../data_batch_2"):
+            member = tarfile.TarInfo(name)
+            member.size = 4
+            tar.addfile(member, io.BytesIO(b"evil"))
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "cifar-10-python.tar.gz").write_bytes(buffer.getvalue())
+    monkeypatch.setattr(CIFAR10, "files", dataclasses.replace(CIFAR10.files, urls=(),
+                                                              archive_md5=hashlib.md5(buffer.getvalue()).hexdigest()))
+    with pytest.raises(DatasetError, match=r"cannot extract .*cifar-10-python.tar.gz: .*(outside|link)"):
+        CIFAR10(root=str(root), download=False).prepare_data()
+    assert list(outside.iterdir()) == [] and not (tmp_path / "data_batch_2").exists()
+
+
+def test_every_option_reaches_its_own_attribute():
+    # each value distinct, so two options swapped on the way to the base class would show
+    dm = CIFAR10(root="somewhere", batch_size=7, val_size=11, seed=13, normalize=False, mean=(0.1, 0.2, 0.3),
+                 std=(0.4, 0.5, 0.6), resize=40, download=False, crop_padding=2, hflip=0.25, brightness=0.3,
+                 contrast=0.35, saturation=0.45, hue=0.15)
+    assert (dm.root, dm.batch_size, dm.val_size, dm.seed, dm.normalize) == ("somewhere", 7, 11, 13, False)
+    assert (dm.mean, dm.std, dm.resize, dm.download) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6), 40, False)
+    a = dm.augmentation
+    assert (a.crop_padding, a.hflip, a.brightness, a.contrast, a.saturation, a.hue) == (2, 0.25, 0.3, 0.35, 0.45, 0.15)
+    assert dict(dm.hparams) == {"root": "somewhere", "batch_size": 7, "val_size": 11, "seed": 13, "normalize": False,
+                                "mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "resize": 40, "download": False,
+                                "crop_padding": 2, "hflip": 0.25, "brightness": 0.3, "contrast": 0.35,
+                                "saturation": 0.45, "hue": 0.15}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import socket
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 from datamodules import MNIST, DatasetError, FashionMNIST
-from datamodules.files import md5sum
+from datamodules.files import ensure_files
 from datamodules.idx import read_idx
 from tests.conftest import SHARED_DATASETS, make_mnist_like, write_idx
 
@@ -116,7 +119,7 @@ def test_download_from_mirror(tmp_path, monkeypatch):
     dm.prepare_data()
     raw = tmp_path / "root" / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(md5)  # uncompressed, no .gz or .part left
-    assert {p.name: md5sum(p) for p in raw.iterdir()} == md5
+    assert {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in raw.iterdir()} == md5
 
 
 def test_local_copy_is_used_when_offline(tmp_path, monkeypatch):
@@ -153,3 +156,20 @@ def test_real_files_match_the_md5s(cls):
     counts = torch.bincount(dm.test_set[1]).tolist()
     # per-class test counts, as published with each dataset
     assert counts == ([1000] * 10 if cls is FashionMNIST else [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+
+
+def test_a_mirror_that_never_answers_is_given_up_for_the_local_copy(tmp_path, monkeypatch):
+    stalled = socket.socket()  # accepts connections (the kernel does) and never sends a byte
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(8)
+    local = tmp_path / "usr_share"
+    _, md5 = make_mnist_like(local, compress=True)
+    files = dataclasses.replace(FashionMNIST.files, md5=md5, mirrors=(f"http://127.0.0.1:{stalled.getsockname()[1]}/",),
+                                local_copies=(str(local),))
+    done = []
+    worker = threading.Thread(target=lambda: done.append(ensure_files(files, tmp_path / "root", timeout=0.5)), daemon=True)
+    worker.start()
+    worker.join(120)  # a guard against hanging the suite, not a timing: without a timeout it never returns
+    stalled.close()
+    assert done == [tmp_path / "root" / "FashionMNIST" / "raw"]
+    assert {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in done[0].iterdir()} == md5
