@@ -104,12 +104,8 @@ def _state_dict(obj, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     return obj, architecture
 
 
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A plain state dict from a state-dict file or a Lightning checkpoint, read without running code."""
-    return load_pretrained_file(path).state
-
-
 def load_pretrained_file(path: str | os.PathLike) -> Pretrained:
+    """The network's state dict from a state-dict file or a Lightning checkpoint, read without running code."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} not found")
