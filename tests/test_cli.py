@@ -35,11 +35,11 @@ def prepare_config_data(config, fashion_root, tmp_path, monkeypatch) -> list[str
         monkeypatch.setattr(CIFAR10, "files", dataclasses.replace(CIFAR10.files, md5=md5, urls=()))
         args += ["--data.root", str(tmp_path / "cifar"), "--data.val_size", "10"]
     if "finetune" in config.stem:  # torchvision's weights file, where torch.hub caches it; small batches
+        from tests.conftest import cache_torchvision_weights
+
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-        cached = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-        if not cached.exists():
-            cached.parent.mkdir(parents=True)
-            torch.save(torchvision.models.resnet18(weights=None).state_dict(), cached)
+        cache_torchvision_weights(monkeypatch, tmp_path / "torch", torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+                                  torchvision.models.resnet18(weights=None).state_dict())
         args += ["--data.batch_size", "4"]
     return args
 
