@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -83,17 +84,21 @@ class FakeCIFAR10(CIFAR10):
 
 
 class KillAt(L.Callback):
-    """SIGKILL the whole process group (every DDP rank at once) at a chosen hook and step, like a node that dies.
+    """SIGKILL the whole process group (every DDP rank at once) at a chosen hook and step, like a node that dies;
+    or, with ``signal="TERM"``, send this process the SIGTERM a scheduler sends before it kills a job.
 
     ``hook``: ``train_batch_start`` (before the step ``step`` runs), ``validation_batch_start`` (during the
     validation after the step ``step``), or ``train_epoch_end`` (after the epoch-end checkpoint of epoch ``epoch``).
     """
 
-    def __init__(self, hook: str = "train_batch_start", step: int = 0, epoch: int = 0) -> None:
-        self.hook, self.step, self.epoch = hook, step, epoch
+    def __init__(self, hook: str = "train_batch_start", step: int = 0, epoch: int = 0, signal: str = "KILL") -> None:
+        self.hook, self.step, self.epoch, self.signal = hook, step, epoch, signal
 
     def _kill(self) -> None:
-        os.killpg(os.getpgid(0), signal.SIGKILL)
+        if self.signal == "TERM":
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.hook == "train_batch_start" and trainer.global_step == self.step:
@@ -106,6 +111,20 @@ class KillAt(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self.hook == "train_epoch_end" and trainer.current_epoch == self.epoch:
             self._kill()
+
+
+class FirstStepState(L.Callback):
+    """Saves the weights and optimizer state that the run's first training step starts from (to ``path``)."""
+
+    def __init__(self, path: str = "first_step_state.pt") -> None:
+        self.path, self.done = path, False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.done or trainer.global_rank != 0:
+            return
+        self.done = True
+        torch.save({"global_step": trainer.global_step, "state_dict": pl_module.state_dict(),
+                    "optimizer": trainer.optimizers[0].state_dict()}, self.path)
 
 
 class RecordingLogger(CSVLogger):
