@@ -178,3 +178,8 @@ def test_ckpt_path_needs_no_pretrained_weights_file(tmp_path, fake_root):
     weights.unlink()  # e.g. tested on another machine
     test = cli("test", "--ckpt_path", str(ckpt))
     assert test.trainer.callback_metrics["test/samples"].item() == 101
+
+
+def test_torchvision_weights_at_another_size_warn_about_224(imagenet_resnet18, fake_root):
+    with pytest.warns(UserWarning, match=r"trained on 224 px images; the data runs at 28 px \(--data.resize 224"):
+        cli("fit", "--model", "ResNet18", "--model.weights", "DEFAULT", *data(fake_root), "--trainer.max_steps", "0")
