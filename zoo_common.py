@@ -10,7 +10,7 @@ Standard library only.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -90,10 +90,12 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """Write through a temporary file in the destination's own folder, flushed to disk, then renamed over it.
 
     The rename is atomic within a filesystem; a temporary file elsewhere (``/tmp``) would make it a copy.
+    The file gets the permissions a plain ``open(dest, "w")`` would give (0666 less the umask), not the
+    0600 of ``tempfile.mkstemp``, so that others can read checkpoints and results where the umask allows.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    fd, tmp = _create_unique(dest)
     try:
         with os.fdopen(fd, "wb") as out:
             write(out)
@@ -103,3 +105,14 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_unique(dest: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``dest``, created (like ``open``) with mode 0666 less the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue

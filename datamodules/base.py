@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from datamodules.resumable import ResumableLoader
 from zoo_common import ConfigError
 
 # Our loaders slice tensors in the main process; worker processes would only add overhead.
@@ -64,6 +65,12 @@ class BatchIndexSampler(DistributedSampler):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.num_replicas, self.rank, self.even, self.drop_last = num_replicas, rank, even, drop_last
         self.epoch = 0
+        self.yielded = 0  # batches of the current iteration handed out so far
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Start the next pass over ``epoch`` at its batch number ``batches`` (a run resumed mid-epoch)."""
+        self._resume = (epoch, batches)
 
     def _indices(self) -> torch.Tensor:
         if self.shuffle:
@@ -86,7 +93,13 @@ class BatchIndexSampler(DistributedSampler):
             last = batches.pop() if batches else indices[:0]
             half = (len(last) + 1) // 2
             batches += [last[:half], last[half:]]
-        yield from batches[: len(self)]
+        start = 0
+        if self._resume is not None:
+            epoch, skip = self._resume
+            self._resume = None
+            start = skip if epoch == self.epoch else 0
+        for self.yielded in range(start + 1, len(self) + 1):
+            yield batches[self.yielded - 1]
 
     def __len__(self) -> int:
         per_rank = math.ceil(self.n / self.num_replicas)  # the largest shard
@@ -115,5 +128,17 @@ class InMemoryDataModule(L.LightningDataModule):
             even=train,
         )
         on_gpu = bool(trainer and trainer.accelerator.__class__.__name__ == "CUDAAccelerator")
-        # batch_size=None: the sampler already yields whole batches of indices
-        return DataLoader(TensorBatches(*tensors), sampler=sampler, batch_size=None, pin_memory=on_gpu)
+        # batch_size=None: the sampler already yields whole batches of indices. A generator of its own, so that
+        # starting an iterator does not draw from the global RNG (a resumed run would draw one number fewer).
+        kwargs = dict(sampler=sampler, batch_size=None, pin_memory=on_gpu, generator=torch.Generator().manual_seed(0))
+        if not train:
+            return DataLoader(TensorBatches(*tensors), **kwargs)
+        return ResumableLoader(TensorBatches(*tensors), consumed=self._batches_trained, **kwargs)
+
+    def _batches_trained(self) -> int | None:
+        """Batches of the current epoch that training has finished (what a checkpoint's loader state records)."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        # `processed` counts a batch once its step is done, before the hooks that may save a checkpoint
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed

@@ -10,6 +10,7 @@ from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
 from datamodules.files import DatasetError
 from datamodules.files_predict import list_images, read_images
+from datamodules.resumable import batch_seed
 from zoo_common import ConfigError
 
 
@@ -136,12 +137,15 @@ class ImageDataModule(InMemoryDataModule):
             raise DatasetError(f"--predict_path {self.predict_path}: none of its files is a readable image")
         return self._loader((images,), train=False)
 
-    def transform(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
-        """uint8 N x C x H x W -> float in [0, 1] -> resize -> augment (``train`` only) -> normalise, on x's device."""
+    def transform(self, x: torch.Tensor, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 N x C x H x W -> float in [0, 1] -> resize -> augment (``train`` only) -> normalise, on x's device.
+
+        ``generator`` (on x's device) draws the augmentation's parameters; None: the global RNG.
+        """
         if x.dtype != torch.uint8:
             raise TypeError(f"{type(self).__name__}.transform takes uint8 image batches, got {x.dtype}")
         resize = self.resize and self.resize != x.shape[-1]
-        params = self.augmentation.sample(len(x), x.device) if train and self.augmentation.active else {}
+        params = self.augmentation.sample(len(x), x.device, generator) if train and self.augmentation.active else {}
         if params and not resize:
             x = self.augmentation.geometric(x, params)  # on uint8: a quarter of the memory traffic
         x = x.float().div_(255)
@@ -158,5 +162,13 @@ class ImageDataModule(InMemoryDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # runs on the batch's device, so on a GPU the augmentation does too
         x, *rest = batch
-        training = self.trainer is not None and self.trainer.training
-        return (self.transform(x, train=training), *rest)
+        trainer = self.trainer
+        training = trainer is not None and trainer.training
+        generator = None
+        if training and self.augmentation.active:
+            # seeded by the batch's place in the run, so a resumed run augments each batch as the original did
+            # (the batch's number in its epoch: this hook runs before Lightning counts the batch as ready)
+            batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+            seed = batch_seed(self.seed, trainer.current_epoch, batch, trainer.global_rank)
+            generator = torch.Generator(device=x.device).manual_seed(seed)
+        return (self.transform(x, train=training, generator=generator), *rest)

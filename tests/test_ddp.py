@@ -28,11 +28,23 @@ def zoo(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProces
     return out
 
 
-def metrics(cwd: Path, stage: str) -> dict:
-    """The newest run's metrics JSON."""
-    paths = sorted((cwd / "lightning_logs").glob(f"version_*/{stage}_metrics.json"),
-                   key=lambda p: int(p.parent.name.split("_")[1]))
-    return json.loads(paths[-1].read_text())
+def metrics(out: subprocess.CompletedProcess, cwd: Path) -> dict:
+    """The metrics JSON that this command wrote (it names it on stderr), not any other run's."""
+    (line,) = [line for line in out.stderr.splitlines() if line.startswith("Metrics written to ")]
+    return json.loads((cwd / line.removeprefix("Metrics written to ")).read_text())
+
+
+def logged_scalars(cwd: Path, tag: str) -> list[float]:
+    """Every value of ``tag`` in the TensorBoard event files under ``cwd``."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    values = []
+    for path in sorted(cwd.glob("**/events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == tag:  # scalars are written as one-element float tensors
+                    values.append(float(value.tensor.float_val[0]) if value.HasField("tensor") else value.simple_value)
+    return values
 
 
 @pytest.fixture
@@ -49,18 +61,21 @@ def data_args(root: Path) -> list[str]:
 def test_test_metrics_identical_on_one_and_two_processes(tmp_path, data_root):
     zoo("fit", "--model", "LeNetBN", *data_args(data_root), "--trainer.max_epochs", "2", cwd=tmp_path)
     ckpt = str(next((tmp_path / "lightning_logs").glob("version_0/checkpoints/best.ckpt")))
-    zoo("test", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path)
-    one = metrics(tmp_path, "test")
-    zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
-    two = metrics(tmp_path, "test")
+    one = metrics(zoo("test", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path), tmp_path)
+    two = metrics(zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)
+    assert (one["stage"], two["stage"]) == ("test", "test")
     assert (one["world_size"], two["world_size"]) == (1, 2)
     assert one["metrics"]["test/samples"] == two["metrics"]["test/samples"] == 101
     assert two["metrics"]["test/acc"] == pytest.approx(one["metrics"]["test/acc"], abs=1e-6)
     assert two["metrics"]["test/loss"] == pytest.approx(one["metrics"]["test/loss"], abs=1e-6)
-    # validation too (51 samples, also odd), through DDP's forward
-    zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
-    zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path)
-    assert metrics(tmp_path, "validate")["metrics"]["val/samples"] == 51
+    # validation too (51 samples, also odd), through DDP's forward: each sample counted once, none padded
+    two = metrics(zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)
+    one = metrics(zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path), tmp_path)
+    assert (one["stage"], two["stage"]) == ("validate", "validate")
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert one["metrics"]["val/samples"] == two["metrics"]["val/samples"] == 51
+    assert two["metrics"]["val/loss"] == pytest.approx(one["metrics"]["val/loss"], abs=1e-6)
+    assert two["metrics"]["val/acc"] == pytest.approx(one["metrics"]["val/acc"], abs=1e-6)
 
 
 def test_ddp_fit_checkpoint_loads_in_one_process(tmp_path, data_root):
@@ -71,8 +86,9 @@ def test_ddp_fit_checkpoint_loads_in_one_process(tmp_path, data_root):
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     # 249 training samples over 2 ranks in batches of 16: 8 steps per epoch on each rank
     assert state["global_step"] == 16 and state["epoch"] == 1
-    zoo("test", "--ckpt_path", str(ckpt), "--trainer.devices", "1", cwd=tmp_path)
-    result = metrics(tmp_path, "test")
+    # the validation of each epoch of the 2-process fit counted every one of the 51 samples once
+    assert logged_scalars(tmp_path, "val/samples") == [51.0, 51.0]
+    result = metrics(zoo("test", "--ckpt_path", str(ckpt), "--trainer.devices", "1", cwd=tmp_path), tmp_path)
     assert result["world_size"] == 1 and result["metrics"]["test/samples"] == 101
 
 
@@ -129,3 +145,29 @@ def test_srun_tasks_under_slurm_environment(tmp_path, data_root):
     # under SLURM, Lightning names the run after the job
     state = torch.load(tmp_path / "lightning_logs" / "version_4242" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 8
+
+
+def _running_stats(cwd: Path) -> dict[str, torch.Tensor]:
+    (path,) = cwd.glob("**/last.ckpt")
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+def test_sync_batchnorm_gives_the_scratch_batchnorm_global_statistics(tmp_path, data_root):
+    """One step on 2 processes x 16 samples with synced statistics = one step on 1 process x 32 of the same
+    samples (rank r's batch k is the global order's positions 2 (16 k + i) + r): the same running statistics."""
+    step = ["--model", "LeNetBNScratch", *data_args(data_root), "--trainer.max_steps", "1",
+            "--trainer.limit_val_batches", "0"]
+    for name in ("one", "synced", "unsynced"):
+        (tmp_path / name).mkdir()
+    zoo("fit", *step, "--data.batch_size", "32", "--trainer.devices", "1", cwd=tmp_path / "one")
+    synced = zoo("fit", "-c", DDP_CPU, *step, cwd=tmp_path / "synced")  # ddp_cpu.yaml sets sync_batchnorm: true
+    unsynced = zoo("fit", "-c", DDP_CPU, *step, "--trainer.sync_batchnorm", "false", cwd=tmp_path / "unsynced")
+    one, two, apart = (_running_stats(tmp_path / n) for n in ("one", "synced", "unsynced"))
+    assert len(one) == 8  # 4 BatchNorm layers
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+    # each process's own statistics are another thing, and the run says so
+    assert not all(torch.allclose(apart[k], one[k], rtol=1e-3, atol=1e-4) for k in one)
+    warning = "from-scratch BatchNorm uses each process's own batch statistics"
+    assert warning in unsynced.stderr and warning not in synced.stderr

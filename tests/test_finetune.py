@@ -270,3 +270,8 @@ def test_state_dict_of_another_architecture_is_named_by_its_tensor_names(tmp_pat
     first_line = str(err.value).splitlines()[0]
     assert f"the weights in {path} do not fit this network ({model.__name__}): " in first_line
     assert named in first_line
+
+
+def test_torchvision_weights_at_another_size_warn_about_224(imagenet_resnet18, fake_root):
+    with pytest.warns(UserWarning, match=r"trained on 224 px images; the data runs at 28 px \(--data.resize 224"):
+        cli("fit", "--model", "ResNet18", "--model.weights", "DEFAULT", *data(fake_root), "--trainer.max_steps", "0")

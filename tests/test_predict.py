@@ -88,3 +88,72 @@ def test_empty_folder_is_an_error(trained, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="holds no files"):
         cli("predict", "--ckpt_path", str(ckpt), "--predict_path", str(tmp_path / "empty"))
+
+
+# --- CIFAR-10-shaped images, normalised data -----------------------------------------------------------
+
+
+@pytest.fixture
+def trained_cifar(tmp_path):
+    from tests.fakes import write_fake_cifar
+
+    root = write_fake_cifar(tmp_path / "cifar")
+    run = cli("fit", "--model", "LeNet", "--data", "tests.fakes.FakeCIFAR10", "--data.root", str(root),
+              "--data.val_size", "24", "--data.batch_size", "16", "--data.normalize", "true",
+              "--data.crop_padding", "4", "--data.hflip", "0.5", "--trainer.max_steps", "3", "--optimizer.lr", "0.05")
+    model = run.model.eval()
+    return Path(run.trainer.checkpoint_callback.dirpath) / "last.ckpt", model, root
+
+
+def _expected(model, pixels: np.ndarray) -> torch.Tensor:
+    """The model on the evaluation transform written out: [0, 1], then CIFAR-10's mean and std, no augmentation."""
+    from datamodules import CIFAR10
+
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255  # N x H x W x 3 -> N x 3 x H x W
+    x = (x - torch.tensor(CIFAR10.mean).view(1, 3, 1, 1)) / torch.tensor(CIFAR10.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return model(x).softmax(-1)
+
+
+def _predictions(cwd: Path) -> list[dict]:
+    """The newest predictions.csv under ``cwd`` (the run's log folder holds it)."""
+    path = max(cwd.glob("**/predictions.csv"), key=lambda p: p.stat().st_mtime_ns)
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_on_cifar_images_is_the_model_on_the_normalised_pixels(trained_cifar, tmp_path):
+    from tests.fakes import CIFAR_CLASSES
+
+    ckpt, model, _ = trained_cifar
+    pixels = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    folder = tmp_path / "cifar_images"
+    folder.mkdir()
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(folder / f"img{i}.png")  # lossless: the model sees these very pixels
+    cli("predict", "--ckpt_path", str(ckpt), "--predict_path", str(folder))
+    rows = _predictions(tmp_path)
+    assert list(rows[0]) == ["file", "class", "probability"]
+    assert [Path(r["file"]).name for r in rows] == [f"img{i}.png" for i in range(4)]
+    probs = _expected(model, pixels)
+    for row, p in zip(rows, probs):
+        assert row["class"] == CIFAR_CLASSES[int(p.argmax())]
+        assert float(row["probability"]) == pytest.approx(p.max().item(), abs=2e-6)
+
+
+def test_test_set_predict_writes_the_index_column(trained_cifar, tmp_path):
+    import pickle
+
+    from tests.fakes import CIFAR_CLASSES
+
+    ckpt, model, root = trained_cifar
+    cli("predict", "--ckpt_path", str(ckpt))
+    rows = _predictions(tmp_path)
+    assert list(rows[0]) == ["index", "class", "probability"]
+    assert [int(r["index"]) for r in rows] == list(range(21))  # every test image, in the file's order
+    record = pickle.loads((root / "cifar-10-batches-py" / "test_batch").read_bytes(), encoding="bytes")
+    pixels = np.asarray(record["data"]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    probs = _expected(model, pixels)
+    for row, p in zip(rows, probs):
+        assert row["class"] == CIFAR_CLASSES[int(p.argmax())]
+        assert float(row["probability"]) == pytest.approx(p.max().item(), abs=2e-6)

@@ -13,6 +13,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from zoo.models.batchnorm import BatchNorm
 from zoo.training.callbacks import tensorboard
 from zoo.training.images import confusion_image
+from zoo.training.resume import KEY as RESUME_KEY
+from zoo.training.resume import capture, restore
 
 STAGES = ("train", "val", "test")
 
@@ -96,6 +98,20 @@ class ZooModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+
+    # --- resuming bit for bit: the epoch's metric states and the RNG travel in the checkpoint ------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[RESUME_KEY] = capture(self)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resume_state = checkpoint.get(RESUME_KEY)
+
+    def on_train_start(self) -> None:
+        # here rather than at loading: nothing between this and the first step draws random numbers
+        saved, self._resume_state = getattr(self, "_resume_state", None), None
+        if saved is not None:
+            restore(self, saved)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -208,6 +224,7 @@ class ClassificationModule(ZooModule):
         return [{"params": backbone, "name": "backbone"}, {"params": head, "lr": lr * self.head_lr_mult, "name": "head"}]
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         self.on_train_epoch_start()  # a run resumed mid-epoch starts without an epoch start
 
     def on_train_epoch_start(self) -> None:
