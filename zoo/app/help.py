@@ -1,0 +1,57 @@
+"""``zoo SUBCOMMAND --help``: what can be chosen and the zoo's own options, in the zoo's words.
+
+The full listing (every Trainer option, from Lightning's signatures) stays one word away: ``--help all``.
+"""
+
+from __future__ import annotations
+
+from zoo_common import list_datamodules, list_models
+
+TEXT = """usage: zoo {sub} [-c CONFIG.yaml] [--model NAME] [--data NAME] [--OPTION VALUE ...]
+
+{what}
+
+Choose (short class names; `zoo list` describes each):
+  --model NAME              {models}
+  --data NAME               {datamodules}
+  -c, --config FILE         a YAML config (configs/*.yaml); the command line overrides it, in any order
+
+The zoo's options:
+  --ckpt_path PATH|best|last
+                            a checkpoint to {ckpt}; `best` / `last` find the newest best.ckpt / last.ckpt
+                            of the chosen model on the chosen data under lightning_logs/ (with none chosen:
+                            the newest run). A checkpoint names its model and DataModule with their options,
+                            so nothing else is needed.{fit_only}
+  --data.predict_path PATH  (predict) an image file or a folder of images to classify; predictions.csv is
+                            written beside the run's logs. Without it the test set is classified.
+  --optimizer NAME          any torch.optim optimizer (default SGD, --optimizer.lr 0.1)
+  --lr_scheduler NAME       any torch.optim.lr_scheduler scheduler (default none)
+  --seed_everything N       the run's seed (default 0; true for a random one)
+  --print_config            print the full resolved config and stop
+
+More:
+  --model.help NAME         one model's options (--model.OPTION VALUE)
+  --data.help NAME          one DataModule's options (--data.OPTION VALUE)
+  --trainer.OPTION VALUE    any Lightning Trainer option, e.g. --trainer.max_epochs 10,
+                            -c configs/trainer/gpu.yaml or ddp.yaml or ddp_cpu.yaml (the presets)
+  zoo {sub} --help all      every option, Trainer's included (long)
+"""
+
+WHAT = {
+    "fit": "Train a model on a DataModule; logs, config.yaml, best.ckpt and last.ckpt go to lightning_logs/version_N/.",
+    "validate": "Evaluate a checkpoint on the validation split; the metrics go to validate_metrics.json.",
+    "test": "Evaluate a checkpoint on the test set; the metrics go to test_metrics.json.",
+    "predict": "Classify images (or the test set) with a checkpoint; the results go to predictions.csv.",
+}
+
+FIT_ONLY = """
+  --checkpoint_every_n_steps N
+                            (fit) also write last.ckpt every N training steps, so a killed run loses at most
+                            N steps (default 0: at the end of each epoch only)"""
+
+
+def short_help(subcommand: str) -> str:
+    return TEXT.format(
+        sub=subcommand, what=WHAT[subcommand], models=", ".join(list_models()), datamodules=", ".join(list_datamodules()),
+        ckpt="resume from" if subcommand == "fit" else "evaluate", fit_only=FIT_ONLY if subcommand == "fit" else "",
+    )
