@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -129,3 +130,34 @@ def test_srun_tasks_under_slurm_environment(tmp_path, data_root):
     # under SLURM, Lightning names the run after the job
     state = torch.load(tmp_path / "lightning_logs" / "version_4242" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 8
+
+
+def _predictions(out: subprocess.CompletedProcess) -> dict[str, tuple[str, float]]:
+    path = out.stdout.split("written to ")[-1].strip()
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    files = [r["file"] for r in rows]
+    assert len(files) == len(set(files)), files  # each file exactly once
+    return {r["file"]: (r["class"], float(r["probability"])) for r in rows}
+
+
+def test_predict_on_two_processes_writes_every_file_once_with_its_own_prediction(tmp_path, data_root):
+    from PIL import Image
+
+    from tests.conftest import mnist_like_arrays
+
+    zoo("fit", "--model", "LeNet", *data_args(data_root), "--trainer.max_epochs", "2", "--optimizer.lr", "0.5",
+        cwd=tmp_path)
+    folder = tmp_path / "images"  # 13 files: an odd number, so the two processes hold 7 and 6
+    folder.mkdir()
+    for i, image in enumerate(mnist_like_arrays()["t10k-images-idx3-ubyte"][:13]):
+        Image.fromarray(image).save(folder / f"{i:02d}.png")
+    ckpt = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    one = _predictions(zoo("predict", "--ckpt_path", ckpt, "--data.predict_path", str(folder),
+                           "--trainer.devices", "1", cwd=tmp_path))
+    two = _predictions(zoo("predict", "-c", DDP_CPU, "--ckpt_path", ckpt, "--data.predict_path", str(folder),
+                           cwd=tmp_path))
+    assert sorted(one) == sorted(two) == sorted(str(p) for p in folder.iterdir())
+    assert len({c for c, _ in one.values()}) > 1  # a model that tells the files apart, so a mix-up would show
+    for name, (cls, prob) in one.items():
+        assert two[name][0] == cls and two[name][1] == pytest.approx(prob, abs=1e-6), name

@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 
 import torch
-from jsonargparse import ArgumentError, lazy_instance
 from jsonargparse.typing import NonNegativeInt
-from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import ArgsType, LightningCLI, instantiate_class
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
-from zoo.app import arguments, checks, messages, runs
-from zoo.app.help import short_help
-from zoo.app.predictions import PredictionsCSV
-from zoo.training import callbacks as cb
+from zoo.app import arguments, checks, defaults, messages, runs
+from zoo.app.help import catalogue, short_help
+from zoo.app.predictions import report_unreadable
 from zoo.training.batchnorm_sync import BatchNormSync
 from zoo.training.module import ZooModule
-from zoo_common import ZooError, get_datamodule, get_model, list_datamodules, list_models
 
 # What the data determines and the model must agree with: typed once, on the data.
 LINKED = ("num_classes", "in_channels", "input_size", "num_features")
@@ -40,7 +33,8 @@ def _quiet() -> None:
     for message in (r".*isinstance\(treespec, LeafSpec\).*",  # raised inside Lightning on torch 2.14
                     r".*does not have many workers.*",  # the zoo's loaders slice tensors; workers only add overhead
                     r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",  # its replacement is private
-                    r"The dirpath has changed from"):  # evaluation restores callback state into a new log folder
+                    r"The dirpath has changed from",  # evaluation restores callback state into a new log folder
+                    r"Couldn't infer the batch indices"):  # predict batches carry their own (PredictionsCSV)
         warnings.filterwarnings("ignore", message=message)
 
 
@@ -53,9 +47,7 @@ class ZooCLI(LightningCLI):
         parser.add_optimizer_args((torch.optim.Optimizer,))
         parser.set_defaults({
             "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}},  # the book's minibatch SGD
-            # Lightning's default logger, less the placeholder hp_metric (HparamsWithMetrics writes the real ones)
-            "trainer.logger": lazy_instance(TensorBoardLogger, save_dir=".", version=SLURMEnvironment.job_id(),
-                                            default_hp_metric=False),
+            "trainer.logger": defaults.logger(),
         })
         for name in LINKED:
             parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}", apply_on="instantiate")
@@ -63,28 +55,20 @@ class ZooCLI(LightningCLI):
                             help="also write last.ckpt every N training steps (0: only at the end of each epoch)")
 
     def parse_arguments(self, parser, args: ArgsType) -> None:
-        if args is None or isinstance(args, list):
-            args = arguments.prepare(sys.argv[1:] if args is None else args)
-        super().parse_arguments(parser, args)
+        if args is None or isinstance(args, list):  # the words, reordered and completed from the checkpoint
+            self.config = parser.parse_args(arguments.prepare(sys.argv[1:] if args is None else args))
+        else:
+            super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
         config = self.own(self.config)
         checks.check_device(config.trainer)
         checks.check_optimizer(config)
         checks.prepare_weights(config)
-        # what every run shows and keeps; the checkpoints come from the model (configure_callbacks)
-        monitors = [cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
-                    cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps), PredictionsCSV()]
-        if config.trainer.get("logger") is not False:
-            monitors.append(LearningRateMonitor(logging_interval="epoch"))
-        if config.trainer.get("enable_progress_bar") is not False:
-            monitors.append(cb.ProgressBar())
-        self.trainer_defaults["callbacks"] = monitors
-
-    def after_instantiate_classes(self) -> None:
-        checks.check_inputs(self.model, self.datamodule)
+        self.trainer_defaults["callbacks"] = defaults.callbacks(config)  # rebuilt per run, from its options
 
     def instantiate_trainer(self, **kwargs):
+        checks.check_inputs(self.model, self.datamodule)  # before the trainer, which starts talking
         trainer = self.own(self.config_init).trainer
         if trainer.get("sync_batchnorm"):  # Lightning's SyncBatchNorm conversion, and the zoo's own BatchNorm
             plugins = trainer.get("plugins") or []
@@ -113,19 +97,15 @@ class ZooCLI(LightningCLI):
         runs.write_metrics(self.trainer, self.model, self.datamodule, "test", self.config.test.get("ckpt_path"))
 
     def after_predict(self) -> None:
-        errors = getattr(self.datamodule, "predict_errors", {})
-        if errors and self.trainer.global_rank == 0:
-            print("\n".join(f"error: {reason}" for reason in errors.values()), file=sys.stderr)
-        if errors:
-            sys.exit(f"{len(errors)} of {len(errors) + len(self.datamodule.predict_files)} files could not be "
-                     "read (listed above); the others are in predictions.csv")
+        report_unreadable(self.datamodule, self.trainer.global_rank)
 
 
 def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
     _quiet()
     return ZooCLI(
         ZooModule, InMemoryDataModule, subclass_mode_model=True, subclass_mode_data=True, seed_everything_default=0,
-        trainer_defaults={"plugins": {"class_path": "zoo.training.checkpoint_io.AtomicCheckpointIO"}}, save_config_kwargs={"overwrite": True},
+        trainer_defaults={"plugins": defaults.PLUGINS},
+        save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in arguments.SUBCOMMANDS},
                        "description": "The d2l model zoo. `zoo list` lists the models and DataModules."},
         args=args, run=run,
@@ -135,39 +115,20 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
 def main(args: ArgsType = None) -> None:
     """The ``zoo`` command: one line and exit 2 for bad input, a message for any failure (ZOO_TRACEBACK=1: the trace)."""
     argv = sys.argv[1:] if args is None else list(args)
-    if argv == ["list"]:
-        for title, names, get in (("Models (--model)", list_models(), get_model),
-                                  ("DataModules (--data)", list_datamodules(), get_datamodule)):
-            print(title + "\n" + "\n".join(f"  {n:<18}{(get(n).__doc__ or '').strip().splitlines()[0]}" for n in names))
-        return
-    if len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help"):
-        print(short_help(argv[0]))
+    if argv == ["list"] or (len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help")):
+        print(catalogue() if argv == ["list"] else short_help(argv[0]))
         return
     if argv[-2:] in (["--help", "all"], ["-h", "all"]):
         argv = argv[:-1]
     try:
-        sys.argv = sys.argv[:1]  # the words are passed on as args
-        cli_main(argv)
-    except SIGTERMException:
-        _fail(None, "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143)
-    except Exception as e:  # noqa: BLE001 (anything else still gets a message instead of a trace)
-        if isinstance(e, ArgumentError):
-            _fail(e, f"error: {messages.parse_error(str(e))}", 2)
-        cause = messages.zoo_cause(e)  # jsonargparse and Lightning wrap what constructors and hooks raise
-        if cause is not None:
-            _fail(e, f"error: {messages.one_line(cause)}", 2)
-        _fail(e, f"error: {type(e).__name__}: {messages.one_line(e)} (set ZOO_TRACEBACK=1 to see where it came from)", 1)
+        sys.argv = sys.argv[:1] + argv  # DDP starts the other processes with these words
+        cli_main()
+    except (SIGTERMException, Exception) as e:  # noqa: BLE001 (a message instead of a trace, whatever it is)
+        messages.exit_with_one_line(e)
     finally:
         # Lightning leaves the process group up; gloo's threads can abort the interpreter's exit otherwise
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-
-
-def _fail(error: BaseException | None, message: str, code: int) -> None:
-    if error is not None and os.environ.get("ZOO_TRACEBACK"):
-        raise error
-    print(message, file=sys.stderr)
-    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from datamodules.files_predict import list_images
 from zoo.app.names import import_class
 from zoo.app.runs import read_hparams
 from zoo.training.finetune import torchvision_weights
@@ -35,7 +36,10 @@ def check_optimizer(config) -> None:
 
 
 def check_inputs(model, datamodule) -> None:
-    """A model that cannot take the data's inputs is refused now, not at the first batch."""
+    """A model that cannot take the data's inputs, or images to classify that are not there, are refused now,
+    not at the first batch."""
+    if getattr(datamodule, "predict_path", None):
+        list_images(datamodule.predict_path)  # raises for a missing file or an empty folder
     shape = getattr(datamodule, "input_shape", None)
     if shape is None or not isinstance(model, ZooModule):
         return

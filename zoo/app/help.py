@@ -5,7 +5,7 @@ The full listing (every Trainer option, from Lightning's signatures) stays one w
 
 from __future__ import annotations
 
-from zoo_common import list_datamodules, list_models
+from zoo_common import get_datamodule, get_model, list_datamodules, list_models
 
 TEXT = """usage: zoo {sub} [-c CONFIG.yaml] [--model NAME] [--data NAME] [--OPTION VALUE ...]
 
@@ -55,3 +55,13 @@ def short_help(subcommand: str) -> str:
         sub=subcommand, what=WHAT[subcommand], models=", ".join(list_models()), datamodules=", ".join(list_datamodules()),
         ckpt="resume from" if subcommand == "fit" else "evaluate", fit_only=FIT_ONLY if subcommand == "fit" else "",
     )
+
+
+def catalogue() -> str:
+    """``zoo list``: every model and DataModule with the first line of its docstring."""
+    parts = []
+    for title, names, get in (("Models (--model)", list_models(), get_model),
+                              ("DataModules (--data)", list_datamodules(), get_datamodule)):
+        width = max(map(len, names))
+        parts += [title] + [f"  {n:<{width}}  {((get(n).__doc__ or '').strip().splitlines() or [''])[0]}" for n in names]
+    return "\n".join(parts)

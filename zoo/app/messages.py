@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from typing import NoReturn
+
+from jsonargparse import ArgumentError
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from zoo_common import ZooError
 
@@ -38,6 +44,11 @@ def parse_error(message: str) -> str:
     what it must be."""
     keys = re.findall(r'Parser key "([^"]+)"', message)
     first = message.strip().splitlines()[0] if message.strip() else message
+    required = re.search(r'(?:Key "|arguments are required: )\w+\.(model|data)\b', message)
+    if required:
+        what = "model" if required.group(1) == "model" else "DataModule"
+        return (f"choose a {what} with --{required.group(1)} NAME or -c CONFIG (or --ckpt_path CHECKPOINT, which "
+                f"names its own); `zoo list` lists them")
     if not keys:  # e.g. "unrecognized arguments: --no_such_option 3"
         return f"{first}; `zoo fit --help` lists the options"
     option = "--" + ".".join(keys)
@@ -58,3 +69,20 @@ def parse_error(message: str) -> str:
     value = f" {value.group(1).strip()}" if value else ""
     expected = _expected(message)
     return f"{option}{value}: expected {' or '.join(expected) if expected else 'another value'}"
+
+
+def exit_with_one_line(error: BaseException) -> NoReturn:
+    """Bad input (jsonargparse's reports, the zoo's errors): one line, exit 2; SIGTERM: 143; anything else: 1.
+    ``ZOO_TRACEBACK=1`` raises the error instead, with its trace."""
+    if isinstance(error, SIGTERMException):
+        message, code = "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143
+    elif isinstance(error, ArgumentError):
+        message, code = f"error: {parse_error(str(error))}", 2
+    elif zoo_cause(error) is not None:  # jsonargparse and Lightning wrap what constructors and hooks raise
+        message, code = f"error: {one_line(zoo_cause(error))}", 2
+    else:
+        message, code = f"error: {type(error).__name__}: {one_line(error)} (set ZOO_TRACEBACK=1 to see where it came from)", 1
+    if os.environ.get("ZOO_TRACEBACK") and not isinstance(error, SIGTERMException):
+        raise error
+    print(message, file=sys.stderr)
+    raise SystemExit(code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -74,3 +75,14 @@ def write_predictions(path: Path, index: torch.Tensor, probs: torch.Tensor, data
         writer.writerow([str(bad), "", ""])
     atomic_write(path, lambda out: out.write(rows.getvalue().encode()))
     return inputs
+
+
+def report_unreadable(datamodule, rank: int) -> None:
+    """Files that could not be read: named on stderr (by rank 0), then exit status 1; the others were predicted."""
+    errors = getattr(datamodule, "predict_errors", {})
+    if not errors:
+        return
+    if rank == 0:
+        print("\n".join(f"error: {reason}" for reason in errors.values()), file=sys.stderr)
+    sys.exit(f"{len(errors)} of {len(errors) + len(datamodule.predict_files)} files could not be read "
+             "(listed above); the others are in predictions.csv")
