@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from jsonargparse import lazy_instance
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
@@ -13,8 +15,9 @@ from zoo.training import callbacks as cb
 
 def logger() -> TensorBoardLogger:
     """Lightning's default logger (named after the job under SLURM), less the placeholder hp_metric:
-    HparamsWithMetrics writes the real results. A new lazy instance per parser: runs never share one."""
-    return lazy_instance(TensorBoardLogger, save_dir=".", version=SLURMEnvironment.job_id(), default_hp_metric=False)
+    HparamsWithMetrics writes the real results. A new lazy instance per parser: runs never share one.
+    In the working directory, as Lightning's own (an absolute path: where it was started, whatever follows)."""
+    return lazy_instance(TensorBoardLogger, save_dir=os.getcwd(), version=SLURMEnvironment.job_id(), default_hp_metric=False)
 
 
 # checkpoints written beside their destination, then renamed (a trainer plugin)

@@ -21,9 +21,7 @@ The zoo's options:
                             a checkpoint to {ckpt}; `best` / `last` find the newest best.ckpt / last.ckpt
                             of the chosen model on the chosen data under lightning_logs/ (with none chosen:
                             the newest run). A checkpoint names its model and DataModule with their options,
-                            so nothing else is needed.{fit_only}
-  --data.predict_path PATH  (predict) an image file or a folder of images to classify; predictions.csv is
-                            written beside the run's logs. Without it the test set is classified.
+                            so nothing else is needed.{only}
   --optimizer NAME          any torch.optim optimizer (default SGD, --optimizer.lr 0.1)
   --lr_scheduler NAME       any torch.optim.lr_scheduler scheduler (default none)
   --seed_everything N       the run's seed (default 0; true for a random one)
@@ -34,7 +32,7 @@ More:
   --data.help NAME          one DataModule's options (--data.OPTION VALUE)
   --trainer.OPTION VALUE    any Lightning Trainer option, e.g. --trainer.max_epochs 10,
                             -c configs/trainer/gpu.yaml or ddp.yaml or ddp_cpu.yaml (the presets)
-  zoo {sub} --help all      every option, Trainer's included (long)
+  zoo {sub} --help all{pad}every option, the Trainer's included (long)
 """
 
 WHAT = {
@@ -44,16 +42,22 @@ WHAT = {
     "predict": "Classify images (or the test set) with a checkpoint; the results go to predictions.csv.",
 }
 
-FIT_ONLY = """
+ONLY = {
+    "fit": """
   --checkpoint_every_n_steps N
-                            (fit) also write last.ckpt every N training steps, so a killed run loses at most
-                            N steps (default 0: at the end of each epoch only)"""
+                            also write last.ckpt every N training steps, so a killed run loses at most
+                            N steps (default 0: at the end of each epoch only)""",
+    "predict": """
+  --data.predict_path PATH  an image file or a folder of images to classify (PNG, JPEG, any size); one
+                            CSV row per file. Without it the test set is classified.""",
+}
 
 
 def short_help(subcommand: str) -> str:
     return TEXT.format(
         sub=subcommand, what=WHAT[subcommand], models=", ".join(list_models()), datamodules=", ".join(list_datamodules()),
-        ckpt="resume from" if subcommand == "fit" else "evaluate", fit_only=FIT_ONLY if subcommand == "fit" else "",
+        ckpt={"fit": "resume from", "predict": "predict with"}.get(subcommand, "evaluate"), only=ONLY.get(subcommand, ""),
+        pad=" " * (26 - len(f"  zoo {subcommand} --help all")),
     )
 
 
