@@ -146,7 +146,7 @@ def test_predict_on_two_processes_writes_every_file_once_with_its_own_prediction
 
     from tests.conftest import mnist_like_arrays
 
-    zoo("fit", "--model", "LeNet", *data_args(data_root), "--trainer.max_epochs", "2", "--optimizer.lr", "0.5",
+    zoo("fit", "--model", "MLP", *data_args(data_root), "--trainer.max_epochs", "3", "--optimizer.lr", "0.3",
         cwd=tmp_path)
     folder = tmp_path / "images"  # 13 files: an odd number, so the two processes hold 7 and 6
     folder.mkdir()
