@@ -9,7 +9,6 @@ device (``on_after_batch_transfer``).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 
 import lightning as L
@@ -18,9 +17,6 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from datamodules.resumable import ResumableLoader
 from zoo_common import ConfigError
-
-# Our loaders slice tensors in the main process; worker processes would only add overhead.
-warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck.*")
 
 
 class TensorBatches(Dataset):

@@ -83,11 +83,13 @@ class CIFAR10(ImageDataModule):
         contrast: float = 0.2,
         saturation: float = 0.2,
         hue: float = 0.05,
+        predict_path: str | None = None,
     ) -> None:
         """Same options as every image DataModule (see ``FashionMNIST``); here augmentation is on by default."""
         super().__init__(root=root, batch_size=batch_size, val_size=val_size, seed=seed, normalize=normalize,
                          mean=mean, std=std, resize=resize, download=download, crop_padding=crop_padding,
-                         hflip=hflip, brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)
+                         hflip=hflip, brightness=brightness, contrast=contrast, saturation=saturation, hue=hue,
+                         predict_path=predict_path)
 
     def prepare_data(self) -> None:
         ensure_archive(self.files, self.root, download=self.download)

@@ -17,10 +17,10 @@ def list_images(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise DatasetError(f"--predict_path {path}: no such file or folder")
+        raise DatasetError(f"--data.predict_path {path}: no such file or folder")
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
-        raise DatasetError(f"--predict_path {path}: the folder holds no files; put PNG or JPEG images in it")
+        raise DatasetError(f"--data.predict_path {path}: the folder holds no files; put PNG or JPEG images in it")
     return files
 
 

@@ -45,6 +45,7 @@ class ImageDataModule(InMemoryDataModule):
         contrast: float = 0.0,
         saturation: float = 0.0,
         hue: float = 0.0,
+        predict_path: str | None = None,
     ) -> None:
         """
         Args:
@@ -63,6 +64,8 @@ class ImageDataModule(InMemoryDataModule):
             contrast: training only: contrast factor drawn from [max(0, 1 - c), 1 + c] (0: off).
             saturation: training only: saturation factor drawn from [max(0, 1 - s), 1 + s] (0: off; no effect on gray).
             hue: training only: hue shift drawn from [-h, h], h <= 0.5 (0: off; no effect on gray).
+            predict_path: ``zoo predict`` only: an image file or a folder of images to classify (PNG, JPEG, any
+                size, gray or color) instead of the test set; the results go to predictions.csv.
         """
         super().__init__(batch_size=batch_size, seed=seed)
         self.save_hyperparameters()
@@ -81,7 +84,7 @@ class ImageDataModule(InMemoryDataModule):
                                          contrast=contrast, saturation=saturation, hue=hue)
         self.download = download
         self.train_set = self.val_set = self.test_set = None
-        self.predict_path: str | None = None  # set by `zoo predict --predict_path`: images to classify
+        self.predict_path = predict_path
         self.predict_files: list = []
         self.predict_errors: dict = {}
 
@@ -128,14 +131,16 @@ class ImageDataModule(InMemoryDataModule):
         return self._loader(self.test_set, train=False)
 
     def predict_dataloader(self):
+        """Batches of (images, index): the index names each prediction's input, whichever process made it."""
         if self.predict_path is None:
-            return self._loader(self.test_set, train=False)
-        images, self.predict_files, self.predict_errors = read_images(
-            list_images(self.predict_path), self.in_channels, self.native_size
-        )
-        if not self.predict_files:
-            raise DatasetError(f"--predict_path {self.predict_path}: none of its files is a readable image")
-        return self._loader((images,), train=False)
+            images = self.test_set[0]
+        else:
+            images, self.predict_files, self.predict_errors = read_images(
+                list_images(self.predict_path), self.in_channels, self.native_size
+            )
+            if not self.predict_files:
+                raise DatasetError(f"--data.predict_path {self.predict_path}: none of its files is a readable image")
+        return self._loader((images, torch.arange(len(images))), train=False)
 
     def transform(self, x: torch.Tensor, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 N x C x H x W -> float in [0, 1] -> resize -> augment (``train`` only) -> normalise, on x's device.

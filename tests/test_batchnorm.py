@@ -113,3 +113,16 @@ def test_bf16_inputs_keep_float32_statistics_like_torch():
     assert ours.running_mean.dtype == ours.running_var.dtype == torch.float32
     torch.testing.assert_close(ours.running_mean, theirs.running_mean, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours.running_var, theirs.running_var, rtol=1e-4, atol=1e-4)
+
+
+def test_sync_batchnorm_plugin_turns_on_the_from_scratch_batchnorm_and_converts_torch_batchnorm():
+    from torch import nn
+
+    from zoo.models.batchnorm import BatchNorm
+    from zoo.training.batchnorm_sync import BatchNormSync
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), BatchNorm(4), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
+    synced = BatchNormSync().apply(model)
+    assert synced[1].sync and isinstance(synced[3], nn.SyncBatchNorm)
+    reverted = BatchNormSync().revert(synced)
+    assert not reverted[1].sync and not isinstance(reverted[3], nn.SyncBatchNorm)  # Lightning reverts to a plain BatchNorm

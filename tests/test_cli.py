@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 
 import pytest
 import torch
 import torchvision
 
 from tests.conftest import CONFIGS, cli
-from zoo_common import list_datamodules, list_models
+from zoo.cli import main
+from zoo_common import ConfigError, list_datamodules, list_models
 
 CONFIG_FILES = sorted(CONFIGS.glob("*.yaml"))
 
@@ -54,26 +57,22 @@ def test_every_config_runs_one_batch(config, fake_fashion, tmp_path, monkeypatch
     assert run.trainer.state.finished
 
 
-def test_unknown_model_lists_valid_names(capsys):
-    with pytest.raises(SystemExit) as exit_info:
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ConfigError) as error:
         cli("fit", "--model", "LeNot", "--data", "SyntheticPoints")
-    assert exit_info.value.code != 0
-    err = capsys.readouterr().err
-    assert "unknown model 'LeNot'" in err
+    assert "unknown model 'LeNot'" in str(error.value)
     for name in list_models():
-        assert name in err
+        assert name in str(error.value)
 
 
-def test_unknown_datamodule_in_config_lists_valid_names(tmp_path, capsys):
+def test_unknown_datamodule_in_config_lists_valid_names(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("model: SoftmaxRegression\ndata:\n  class_path: datamodules.FashionMNST\n")
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(ConfigError) as error:
         cli("fit", "-c", str(config))
-    assert exit_info.value.code != 0
-    err = capsys.readouterr().err
-    assert "unknown DataModule 'datamodules.FashionMNST'; choose one of: " in err
+    assert "unknown DataModule 'datamodules.FashionMNST'; choose one of: " in str(error.value)
     for name in list_datamodules():
-        assert name in err
+        assert name in str(error.value)
 
 
 def test_data_determines_model_shape(fake_fashion):
@@ -105,9 +104,14 @@ def test_seeded_runs_start_identical_and_seed_is_overridable():
 
 
 def test_model_required(capsys):
-    with pytest.raises(SystemExit):
-        cli("fit", "--data", "SyntheticPoints")
-    assert "choose a model" in capsys.readouterr().err
+    argv, sys.argv = sys.argv, ["zoo"]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--data", "SyntheticPoints"])
+    finally:
+        sys.argv = argv
+    assert exit_info.value.code == 2
+    assert "choose a model with --model NAME" in capsys.readouterr().err
 
 
 def test_every_model_has_a_config_and_every_config_a_known_model():
@@ -125,3 +129,29 @@ def test_resize_flows_into_the_model(fake_fashion):
     batch = next(iter(run.datamodule.val_dataloader()))
     x, _ = run.datamodule.on_after_batch_transfer(batch, 0)
     assert x.shape == (4, 1, 67, 67)
+
+
+def _resolved(*args: str) -> dict:
+    from zoo.cli import cli_main
+
+    argv, sys.argv = sys.argv, ["zoo"]
+    try:
+        run = cli_main(list(args), run=False)
+    finally:
+        sys.argv = argv
+    return run.parser.dump(run.config, format="json")
+
+
+def test_options_before_their_class_mean_the_same_as_after(fake_fashion):
+    root, _ = fake_fashion
+    data = ["--data.root", str(root), "--data.val_size", "50", "--data.batch_size", "16"]
+    model = ["--model.head_lr_mult", "2.0"]
+    after = _resolved("--model", "LeNetBN", *model, "--data", "FashionMNIST", *data, "--trainer.max_steps", "0")
+    before = _resolved(*model, "--model", "LeNetBN", *data, "--data", "FashionMNIST", "--trainer.max_steps", "0")
+    mixed = _resolved("--data.root", str(root), "--model", "LeNetBN", "--data=FashionMNIST", "--trainer.max_steps", "0",
+                      "--data.val_size", "50", *model, "--data.batch_size", "16")
+    assert before == after == mixed
+    config = json.loads(after)
+    assert config["data"]["class_path"].endswith("FashionMNIST") and config["model"]["class_path"].endswith("LeNetBN")
+    assert config["data"]["init_args"]["batch_size"] == 16 and config["data"]["init_args"]["root"] == str(root)
+    assert config["model"]["init_args"]["head_lr_mult"] == 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -171,3 +172,34 @@ def test_sync_batchnorm_gives_the_scratch_batchnorm_global_statistics(tmp_path, 
     assert not all(torch.allclose(apart[k], one[k], rtol=1e-3, atol=1e-4) for k in one)
     warning = "from-scratch BatchNorm uses each process's own batch statistics"
     assert warning in unsynced.stderr and warning not in synced.stderr
+
+
+def _predictions(out: subprocess.CompletedProcess) -> dict[str, tuple[str, float]]:
+    path = out.stdout.split("written to ")[-1].strip()
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    files = [r["file"] for r in rows]
+    assert len(files) == len(set(files)), files  # each file exactly once
+    return {r["file"]: (r["class"], float(r["probability"])) for r in rows}
+
+
+def test_predict_on_two_processes_writes_every_file_once_with_its_own_prediction(tmp_path, data_root):
+    from PIL import Image
+
+    from tests.conftest import mnist_like_arrays
+
+    zoo("fit", "--model", "MLP", *data_args(data_root), "--trainer.max_epochs", "3", "--optimizer.lr", "0.3",
+        cwd=tmp_path)
+    folder = tmp_path / "images"  # 13 files: an odd number, so the two processes hold 7 and 6
+    folder.mkdir()
+    for i, image in enumerate(mnist_like_arrays()["t10k-images-idx3-ubyte"][:13]):
+        Image.fromarray(image).save(folder / f"{i:02d}.png")
+    ckpt = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    one = _predictions(zoo("predict", "--ckpt_path", ckpt, "--data.predict_path", str(folder),
+                           "--trainer.devices", "1", cwd=tmp_path))
+    two = _predictions(zoo("predict", "-c", DDP_CPU, "--ckpt_path", ckpt, "--data.predict_path", str(folder),
+                           cwd=tmp_path))
+    assert sorted(one) == sorted(two) == sorted(str(p) for p in folder.iterdir())
+    assert len(set(one.values())) == len(one)  # every file its own prediction, so a mix-up would show
+    for name, (cls, prob) in one.items():
+        assert two[name][0] == cls and two[name][1] == pytest.approx(prob, abs=1e-6), name

@@ -38,7 +38,7 @@ def test_predicts_png_and_jpeg_gray_and_color(trained, tmp_path, capsys):
     Image.fromarray(np.stack([images[1]] * 3, axis=-1)).resize((64, 64)).save(folder / "b_rgb64.jpg", quality=95)
     Image.fromarray(images[2]).resize((40, 30)).save(folder / "c_gray_wide.jpeg")
     capsys.readouterr()
-    cli("predict", "--ckpt_path", str(ckpt), "--predict_path", str(folder))
+    cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(folder))
     rows = _rows(capsys)
     assert [Path(r["file"]).name for r in rows] == ["a_gray28.png", "b_rgb64.jpg", "c_gray_wide.jpeg"]
     for row in rows:
@@ -56,7 +56,7 @@ def test_single_file(trained, tmp_path, capsys):
     path = tmp_path / "one.png"
     Image.fromarray(np.full((28, 28), 200, dtype=np.uint8)).save(path)
     capsys.readouterr()
-    cli("predict", "--ckpt_path", str(ckpt), "--predict_path", str(path))
+    cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(path))
     (row,) = _rows(capsys)
     assert row["file"] == str(path)
 
@@ -70,7 +70,7 @@ def test_bad_files_are_named_and_good_ones_still_predicted(trained, tmp_path, ca
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        cli("predict", "--ckpt_path", str(ckpt), "--predict_path", str(folder))
+        cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(folder))
     assert "2 of 3 files could not be read" in str(exit_info.value.code)
     captured = capsys.readouterr()
     path = captured.out.split("written to ")[-1].strip()
@@ -87,7 +87,7 @@ def test_empty_folder_is_an_error(trained, tmp_path):
     ckpt, _ = trained
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="holds no files"):
-        cli("predict", "--ckpt_path", str(ckpt), "--predict_path", str(tmp_path / "empty"))
+        cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(tmp_path / "empty"))
 
 
 # --- CIFAR-10-shaped images, normalised data -----------------------------------------------------------
@@ -131,7 +131,7 @@ def test_predict_on_cifar_images_is_the_model_on_the_normalised_pixels(trained_c
     folder.mkdir()
     for i, image in enumerate(pixels):
         Image.fromarray(image).save(folder / f"img{i}.png")  # lossless: the model sees these very pixels
-    cli("predict", "--ckpt_path", str(ckpt), "--predict_path", str(folder))
+    cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(folder))
     rows = _predictions(tmp_path)
     assert list(rows[0]) == ["file", "class", "probability"]
     assert [Path(r["file"]).name for r in rows] == [f"img{i}.png" for i in range(4)]

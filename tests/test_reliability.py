@@ -250,7 +250,7 @@ def test_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(t
 
 NUMERIC = ["--data.batch_size", "--data.seed", "--optimizer.lr", "--trainer.max_epochs", "--data.noise",
            "--data.num_train", "--checkpoint_every_n_steps", "--trainer.limit_train_batches", "--optimizer.momentum"]
-PATHS = ["--ckpt_path", "--model.weights", "--predict_path"]
+PATHS = ["--ckpt_path", "--model.weights", "--data.predict_path"]
 WRONG = ["-1", "0", "abc", "", "1e400", "nan", "-0.5", "3.7", "[1, 2]", "/nonexistent/file", "None", "true"]
 
 

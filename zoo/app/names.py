@@ -7,12 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from lightning.pytorch.cli import LightningArgumentParser
-
-from zoo_common import list_datamodules, list_models
+from zoo_common import ConfigError, list_datamodules, list_models
 
 
-def _named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
+def named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
     """(key, value) of every --model/--data given on the command line or in a -c config file."""
     for i, arg in enumerate(args):
         key, _, value = arg.partition("=")
@@ -41,12 +39,12 @@ def import_class(dotted: str) -> type | None:
         return None
 
 
-def check_names(parser: LightningArgumentParser, args: list[str]) -> None:
+def check_names(args: list[str]) -> None:
     """Name the valid choices when a model or DataModule name is unknown (jsonargparse's message does not)."""
     known = {"model": list_models(), "data": list_datamodules()}
-    for key, value in _named_classes(args):
+    for key, value in named_classes(args):
         # a file is a config of its own, which jsonargparse checks
         if value in known[key] or Path(value).exists() or import_class(value) is not None:
             continue
         what = "model" if key == "model" else "DataModule"
-        parser.error(f"unknown {what} {value!r}; choose one of: {', '.join(known[key])}")
+        raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(known[key])} (`zoo list` describes them)")

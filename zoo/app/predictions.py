@@ -4,28 +4,85 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 
+import lightning as L
 import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import BasePredictionWriter
 
+from zoo.training.module import ClassificationModule
 from zoo_common import atomic_write
 
 
-def write_predictions(path: Path, probs: torch.Tensor, datamodule) -> list[str]:
-    """Write ``file`` (or test-set ``index``), ``class``, ``probability`` rows; unreadable files get empty ones.
+class PredictionsCSV(BasePredictionWriter):
+    """``predictions.csv`` beside the run's logs: ``file`` (or test-set ``index``), ``class``, ``probability``.
+
+    Predict batches are ``(images, index)``; each process keeps its share by index, rank 0 gathers every
+    share and writes each input exactly once, in input order. Unreadable files get empty rows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="batch")
+        self.shares: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.path: Path | None = None
+
+    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.shares = []
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        if isinstance(pl_module, ClassificationModule):
+            self.shares.append((batch[1].cpu(), prediction.detach().float().cpu()))
+
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not isinstance(pl_module, ClassificationModule):
+            return
+        folder = Path(trainer.log_dir or ".")  # a collective under DDP: every rank asks
+        shares = [self.shares]
+        if trainer.world_size > 1:
+            shares = [None] * trainer.world_size
+            dist.all_gather_object(shares, self.shares)
+        if trainer.global_rank != 0:
+            return
+        pairs = [pair for share in shares for pair in share]
+        index = torch.cat([i for i, _ in pairs]) if pairs else torch.empty(0, dtype=torch.long)
+        probs = torch.cat([p for _, p in pairs]) if pairs else torch.empty(0, 0)
+        order = index.argsort()
+        self.path = folder / "predictions.csv"
+        names = write_predictions(self.path, index[order], probs[order], trainer.datamodule)
+        print(f"Predictions for {len(names)} input(s) written to {self.path}")
+
+
+def write_predictions(path: Path, index: torch.Tensor, probs: torch.Tensor, datamodule) -> list[str]:
+    """Write one row per input (``index`` into the predicted inputs); unreadable files get empty rows.
 
     Returns the names of the inputs that were predicted.
     """
-    best, index = probs.max(dim=1)
-    names = list(getattr(datamodule, "classes", ()))
-    from_files = bool(getattr(datamodule, "predict_files", None))
-    inputs = [str(p) for p in datamodule.predict_files] if from_files else [str(i) for i in range(len(probs))]
+    if len(set(index.tolist())) != len(index):
+        raise RuntimeError("an input was predicted twice: the predict sampler must give each input to one process")
+    files = list(getattr(datamodule, "predict_files", None) or [])
+    inputs = [str(files[i]) if files else str(i) for i in index.tolist()]
+    classes = list(getattr(datamodule, "classes", ()))
     rows = io.StringIO()
     writer = csv.writer(rows)
-    writer.writerow(["file" if from_files else "index", "class", "probability"])
-    for name, k, p in zip(inputs, index.tolist(), best.tolist()):
-        writer.writerow([name, names[k] if k < len(names) else k, f"{p:.6f}"])
+    writer.writerow(["file" if files else "index", "class", "probability"])
+    if len(probs):
+        best, predicted = probs.max(dim=1)
+        for name, k, p in zip(inputs, predicted.tolist(), best.tolist()):
+            writer.writerow([name, classes[k] if k < len(classes) else k, f"{p:.6f}"])
     for bad in getattr(datamodule, "predict_errors", {}):
         writer.writerow([str(bad), "", ""])
     atomic_write(path, lambda out: out.write(rows.getvalue().encode()))
     return inputs
+
+
+def report_unreadable(datamodule, rank: int) -> None:
+    """Files that could not be read: named on stderr (by rank 0), then exit status 1; the others were predicted."""
+    errors = getattr(datamodule, "predict_errors", {})
+    if not errors:
+        return
+    if rank == 0:
+        print("\n".join(f"error: {reason}" for reason in errors.values()), file=sys.stderr)
+    sys.exit(f"{len(errors)} of {len(errors) + len(datamodule.predict_files)} files could not be read "
+             "(listed above); the others are in predictions.csv")

@@ -7,12 +7,16 @@ of the same model on the same data instead.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from lightning.pytorch.utilities import rank_zero_info
+
+from zoo_common import atomic_write
 
 LOG_DIR = "lightning_logs"
 
@@ -55,3 +59,22 @@ def read_hparams(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The model's and the DataModule's saved hyperparameters (each with ``_class_path`` when saved by the CLI)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return dict(ckpt.get("hyper_parameters") or {}), dict(ckpt.get("datamodule_hyper_parameters") or {})
+
+
+def write_metrics(trainer, model, datamodule, stage: str, ckpt_path: str | None) -> None:
+    """The metrics as JSON beside the run's logs, for scripts (the table on screen is Lightning's)."""
+    folder = Path(trainer.log_dir or ".")  # a collective under DDP: every rank asks
+    if trainer.global_rank != 0:
+        return
+    record = {
+        "stage": stage,
+        "model": type(model).__name__,
+        "data": type(datamodule).__name__,
+        "ckpt_path": ckpt_path,
+        "world_size": trainer.world_size,
+        "metrics": {k: v.item() for k, v in trainer.callback_metrics.items()},
+    }
+    path = folder / f"{stage}_metrics.json"
+    atomic_write(path, lambda out: out.write((json.dumps(record, indent=2) + "\n").encode()))
+    rank_zero_info(f"Metrics written to {path}")
+

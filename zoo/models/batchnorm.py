@@ -14,15 +14,11 @@ batch.
 
 from __future__ import annotations
 
-import warnings
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.nn.functional import all_reduce
-
-# the suggested replacement (torch.distributed._functional_collectives) is private and not differentiable
-warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_reduce is deprecated")
 
 
 class BatchNorm(nn.Module):

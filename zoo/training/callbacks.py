@@ -15,6 +15,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
+from rich.progress import ProgressColumn
+from rich.text import Text
 
 from zoo.training.images import labelled_grid
 from zoo_common import NonFiniteLossError
@@ -144,6 +146,18 @@ class HparamsWithMetrics(L.Callback):
         self._log(trainer, pl_module, {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
 
+class AverageRate(ProgressColumn):
+    """Batches per second since the bar started: what was done over the time it took."""
+
+    def __init__(self, style) -> None:
+        super().__init__()
+        self.style = style
+
+    def render(self, task) -> Text:
+        rate = task.completed / task.elapsed if task.elapsed else 0.0
+        return Text(f"{rate:.2f}it/s", style=self.style)
+
+
 class ProgressBar(RichProgressBar):
     """Lightning's Rich progress bar, redrawn at most ``max_per_second`` times a second in training.
 
@@ -155,6 +169,15 @@ class ProgressBar(RichProgressBar):
         super().__init__()
         self.min_interval = 1.0 / max_per_second
         self._last_draw = 0.0
+
+    def configure_columns(self, trainer: L.Trainer) -> list:
+        # rich's own speed column estimates from redraws, too few at this rate (it showed 0.00it/s)
+        return [*super().configure_columns(trainer)[:-1], AverageRate(self.theme.processing_speed)]
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)  # the run's folder number, not a metric
+        return items
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         now = time.monotonic()
@@ -192,3 +215,20 @@ class CheckpointOnSigterm(L.Callback):
             if path is not None:
                 trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes, atomically
                 rank_zero_info(f"SIGTERM: saved {path} at step {trainer.global_step}; resume with --ckpt_path last")
+
+
+class CheckpointEveryNSteps(L.Callback):
+    """``last.ckpt`` also every ``every_n_steps`` training steps (0: off), so a killed run loses at most that many.
+
+    It runs after ``StopOnNonFiniteLoss`` (the CLI lists it later), so a bad step's weights are never written.
+    """
+
+    def __init__(self, every_n_steps: int = 0) -> None:
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and not trainer.fast_dev_run:
+            path = last_checkpoint_path(trainer)
+            if path is not None:
+                trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes, atomically

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torchmetrics import MeanMetric, Metric, SumMetric
@@ -17,6 +18,7 @@ from zoo.training.resume import KEY as RESUME_KEY
 from zoo.training.resume import capture, restore
 
 STAGES = ("train", "val", "test")
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, BatchNorm)
 
 
 class ZooModule(L.LightningModule):
@@ -44,15 +46,21 @@ class ZooModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def setup(self, stage: str) -> None:
-        # Lightning's sync_batchnorm converts nn.BatchNorm layers; the zoo's own BatchNorm syncs itself
-        scratch = [m for m in self.modules() if isinstance(m, BatchNorm)]
-        if not scratch or self.trainer.world_size == 1:
-            return
-        sync = getattr(self.trainer.strategy, "_layer_sync", None) is not None
-        for m in scratch:
-            m.sync = sync
-        if not sync and stage == "fit":
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Two checkpoints: the best epoch by the model's own criterion, and the latest one for resuming
+        (one callback with ``save_last=True`` would refresh last.ckpt only when the best improves).
+        They replace Lightning's default checkpoint; none with ``--trainer.enable_checkpointing false``."""
+        if self.trainer.checkpoint_callback is None:
+            return []
+        return [
+            ModelCheckpoint(filename="best", monitor=self.monitor, mode=self.monitor_mode, enable_version_counter=False),
+            ModelCheckpoint(filename="last", enable_version_counter=False),
+        ]
+
+    def on_fit_start(self) -> None:
+        # the trainer's layer-sync plugin (BatchNormSync) has turned sync on by now where it was asked for
+        unsynced = [m for m in self.modules() if isinstance(m, BatchNorm) and not m.sync]
+        if unsynced and self.trainer.world_size > 1:
             rank_zero_warn(
                 f"{type(self).__name__}: its from-scratch BatchNorm uses each process's own batch statistics "
                 f"over {self.trainer.world_size} processes; pass --trainer.sync_batchnorm true to compute them "
@@ -244,7 +252,7 @@ class ClassificationModule(ZooModule):
             head = self.head_prefix
             for name, m in self.net.named_modules():
                 in_head = name == head[:-1] or name.startswith(head)
-                if not in_head and isinstance(m, (nn.modules.batchnorm._BatchNorm, BatchNorm)):
+                if not in_head and isinstance(m, BATCH_NORMS):
                     m.eval()
         return self
 

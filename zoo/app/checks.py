@@ -1,0 +1,94 @@
+"""Checks of a parsed configuration that LightningCLI does not make, each failing with one line that says the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch.cli import instantiate_class
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from datamodules.files_predict import list_images
+from zoo.app.names import import_class
+from zoo.app.runs import read_hparams
+from zoo.training.finetune import torchvision_weights
+from zoo.training.module import ZooModule
+from zoo_common import ConfigError, InputShapeError
+
+
+def check_device(trainer) -> None:
+    """A GPU preset on a machine without one: name the CPU preset that does the same."""
+    if str(trainer.get("accelerator")) in ("gpu", "cuda") and not torch.cuda.is_available():
+        several = "ddp" in str(trainer.get("strategy")) or trainer.get("devices") not in (1, "1", None)
+        preset = "configs/trainer/ddp_cpu.yaml" if several else "configs/trainer/cpu.yaml"
+        raise ConfigError(f"--trainer.accelerator {trainer.accelerator}: this machine has no CUDA GPU; "
+                          f"use -c {preset} instead (or --trainer.accelerator cpu)")
+
+
+def check_optimizer(config) -> None:
+    """The optimizer's own range checks (a negative learning rate, say) before anything runs."""
+    if config.get("optimizer") is None:
+        return
+    try:
+        instantiate_class([torch.zeros(1, requires_grad=True)], config.optimizer)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--optimizer {config.optimizer.class_path.rsplit('.', 1)[-1]}: {e}") from None
+
+
+def check_inputs(model, datamodule) -> None:
+    """A model that cannot take the data's inputs, or images to classify that are not there, are refused now,
+    not at the first batch."""
+    if getattr(datamodule, "predict_path", None):
+        list_images(datamodule.predict_path)  # raises for a missing file or an empty folder
+    shape = getattr(datamodule, "input_shape", None)
+    if shape is None or not isinstance(model, ZooModule):
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, *shape))
+    except RuntimeError as e:
+        raise InputShapeError(
+            f"{type(model).__name__} cannot take the inputs of {type(datamodule).__name__} "
+            f"(shape {tuple(shape)}): {str(e).splitlines()[0]}. Choose a model made for this data "
+            "(`zoo list`), or a resize (--data.resize) where the model needs larger images."
+        ) from None
+    finally:
+        model.train(was_training)
+
+
+def prepare_weights(config) -> None:
+    """--model.weights: not loaded under --ckpt_path (the checkpoint holds the trained weights); otherwise the
+    data is normalised the way torchvision's weights were trained (or we say why not)."""
+    model_args = config.model.get("init_args") if config.get("model") else None
+    if not model_args or not model_args.get("weights"):
+        return
+    if config.get("ckpt_path"):
+        rank_zero_info(f"--ckpt_path given: not loading --model.weights {model_args.weights}")
+        model_args.weights = None
+        return
+    model = config.model.class_path.rsplit(".", 1)[-1]
+    if Path(model_args.weights).is_file():
+        try:
+            saved = read_hparams(model_args.weights)[0].get("_class_path", "").rsplit(".", 1)[-1]
+        except Exception:  # noqa: BLE001 (a plain state dict, or no file of ours: the loader says what is wrong)
+            saved = ""
+        if saved and saved != model:
+            raise ConfigError(f"--model.weights {model_args.weights} holds a {saved}, not a {model}: give weights of "
+                              f"a {model}, or train --model {saved} from them")
+    tv = torchvision_weights(model, model_args.weights)
+    data_args = config.data.get("init_args") if config.get("data") else None
+    if tv is None or data_args is None or "normalize" not in data_args:
+        return
+    transforms = tv.transforms()
+    data_class = import_class(config.data.class_path)
+    mean, std = list(transforms.mean), list(transforms.std)
+    if data_class.in_channels == 1:  # the gray image stands for R = G = B: one channel with the average statistics
+        mean, std = [sum(mean) / 3], [sum(std) / 3]
+    data_args.normalize, data_args.mean, data_args.std = True, mean, std
+    rank_zero_info(f"{tv}: normalising the data with its mean {mean} and std {std}")
+    size = data_args.get("resize") or data_class.native_size
+    if size != transforms.crop_size[0]:
+        rank_zero_warn(f"{tv} was trained on {transforms.crop_size[0]} px images; the data runs at {size} px "
+                       f"(--data.resize {transforms.crop_size[0]} matches it)")

@@ -1,0 +1,88 @@
+"""Every failure as one line: the zoo's own errors as they are, jsonargparse's nested reports boiled down."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import NoReturn
+
+from jsonargparse import ArgumentError
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from zoo_common import ZooError
+
+
+def zoo_cause(error: BaseException | None) -> ZooError | None:
+    """The ZooError behind an error (jsonargparse and Lightning wrap what a constructor or a hook raises)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ZooError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line: its first line (the zoo's messages put the fix there)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _expected(message: str) -> list[str]:
+    found = []
+    for cls, literal, other in re.findall(r"Expected a (?:<class '([^']+)'>|typing\.Literal\[([^\]]*)\]|(dot import path))", message):
+        text = cls or (f"one of {literal}" if literal else "") or ("a class name" if other else "")
+        if text and text != "NoneType" and text not in found:
+            found.append(text)
+    return found
+
+
+def parse_error(message: str) -> str:
+    """jsonargparse's report (nested per Union member and subclass, tens of lines) as: the option, the value,
+    what it must be."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    first = message.strip().splitlines()[0] if message.strip() else message
+    required = re.search(r'(?:Key "|arguments are required: )\w+\.(model|data)\b', message)
+    if required:
+        what = "model" if required.group(1) == "model" else "DataModule"
+        return (f"choose a {what} with --{required.group(1)} NAME or -c CONFIG (or --ckpt_path CHECKPOINT, which "
+                f"names its own); `zoo list` lists them")
+    if not keys:  # e.g. "unrecognized arguments: --no_such_option 3"
+        return f"{first}; `zoo fit --help` lists the options"
+    option = "--" + ".".join(keys)
+    if keys[0] == "config":
+        option = "-c/--config"
+    inline = first.split('":', 1)[1].strip() if '":' in first else ""
+    if inline:
+        return f"{option}: {inline}"
+    owner = re.search(r"class_path '([^']+)'", message)
+    owner = owner.group(1).rsplit(".", 1)[-1] if owner else ""
+    unknown = re.search(r"Option '([^']+)' is not accepted", message)
+    if unknown:
+        return f"--{keys[0]}.{unknown.group(1)}: {owner} has no option {unknown.group(1)!r}; `zoo fit --{keys[0]}.help {owner}` lists its options"
+    restriction = re.search(r"Not of type (\w+): (.*)", message)
+    if restriction:
+        return f"{option}: {restriction.group(2)} ({restriction.group(1)})"
+    value = re.search(r"(?:Given|Got) value: (.*)", message)
+    value = f" {value.group(1).strip()}" if value else ""
+    expected = _expected(message)
+    return f"{option}{value}: expected {' or '.join(expected) if expected else 'another value'}"
+
+
+def exit_with_one_line(error: BaseException) -> NoReturn:
+    """Bad input (jsonargparse's reports, the zoo's errors): one line, exit 2; SIGTERM: 143; anything else: 1.
+    ``ZOO_TRACEBACK=1`` raises the error instead, with its trace."""
+    if isinstance(error, SIGTERMException):
+        message, code = "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143
+    elif isinstance(error, ArgumentError):
+        message, code = f"error: {parse_error(str(error))}", 2
+    elif zoo_cause(error) is not None:  # jsonargparse and Lightning wrap what constructors and hooks raise
+        message, code = f"error: {one_line(zoo_cause(error))}", 2
+    else:
+        message, code = f"error: {type(error).__name__}: {one_line(error)} (set ZOO_TRACEBACK=1 to see where it came from)", 1
+    if os.environ.get("ZOO_TRACEBACK") and not isinstance(error, SIGTERMException):
+        raise error
+    print(message, file=sys.stderr)
+    raise SystemExit(code)
