@@ -172,7 +172,8 @@ def test_every_option_reaches_its_own_attribute():
     # each value distinct, so two options swapped on the way to the base class would show
     dm = CIFAR10(root="somewhere", batch_size=7, val_size=11, seed=13, normalize=False, mean=(0.1, 0.2, 0.3),
                  std=(0.4, 0.5, 0.6), resize=40, download=False, crop_padding=2, hflip=0.25, brightness=0.3,
-                 contrast=0.35, saturation=0.45, hue=0.15)
+                 contrast=0.35, saturation=0.45, hue=0.15, predict_path="photos")
+    assert dm.predict_path == "photos"
     assert (dm.root, dm.batch_size, dm.val_size, dm.seed, dm.normalize) == ("somewhere", 7, 11, 13, False)
     assert (dm.mean, dm.std, dm.resize, dm.download) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6), 40, False)
     a = dm.augmentation
@@ -180,4 +181,4 @@ def test_every_option_reaches_its_own_attribute():
     assert dict(dm.hparams) == {"root": "somewhere", "batch_size": 7, "val_size": 11, "seed": 13, "normalize": False,
                                 "mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "resize": 40, "download": False,
                                 "crop_padding": 2, "hflip": 0.25, "brightness": 0.3, "contrast": 0.35,
-                                "saturation": 0.45, "hue": 0.15}
+                                "saturation": 0.45, "hue": 0.15, "predict_path": "photos"}
