@@ -1,4 +1,4 @@
-"""The per-step bookkeeping that avoids waiting for the device: the epoch metrics and the non-finite loss guard."""
+"""Per-step work that does not wait for the device: epoch metrics, the non-finite loss guard, normalisation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from datamodules import FashionMNIST
 from zoo.training.callbacks import StopOnNonFiniteLoss
 from zoo.training.metrics import Count, WeightedMean
 from zoo_common import NonFiniteLossError
@@ -77,3 +78,13 @@ def test_the_first_bad_step_is_named_and_no_checkpoint_holds_its_weights(tmp_pat
 def test_found_at_a_logging_step_without_any_checkpoint(tmp_path):
     message, state = fit(tmp_path, bad_step=2, every_n_steps=0, log_every=5)
     assert "at step 3 (epoch 0, batch 2)" in message and not state
+
+
+def test_normalisation_uses_the_current_mean_and_std():
+    dm = FashionMNIST(normalize=True, mean=(0.25,), std=(0.5,))
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    expected = (x.double() / 255 - 0.25) / 0.5
+    for _ in range(2):  # made once, then reused
+        torch.testing.assert_close(dm.transform(x).double(), expected, atol=1e-6, rtol=0)
+    dm.mean, dm.std = (0.5,), (0.25,)  # as for pretrained weights' own statistics
+    torch.testing.assert_close(dm.transform(x).double(), (x.double() / 255 - 0.5) / 0.25, atol=1e-6, rtol=0)
