@@ -190,13 +190,13 @@ def test_resize_and_center_crop_match_torchvision(tmp_path):
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))  # 50 wide, 30 high
     path = save(img, tmp_path / "noise.png")
-    ours = torch.from_numpy(image_cache.decode(path, 12, 3)).float()
+    ours = torch.from_numpy(image_cache.decode(path, 12, 3).copy()).float()
     ref = v2.Compose([v2.Resize(12), v2.CenterCrop(12), v2.PILToTensor()])(img).float()
     # torchvision rounds the crop to whole pixels after resizing; we crop the exact centre: close, not equal
     assert (ours - ref).abs().mean() < 12 and ours.shape == ref.shape
     square = save(Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)), tmp_path / "square.png")
     ref = v2.Compose([v2.Resize(12), v2.PILToTensor()])(Image.open(square))
-    assert torch.equal(torch.from_numpy(image_cache.decode(square, 12, 3)), ref)
+    assert torch.equal(torch.from_numpy(image_cache.decode(square, 12, 3).copy()), ref)
 
 
 def test_decompression_bomb_is_left_out(tmp_path, monkeypatch):
@@ -399,3 +399,26 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
         rows = list(csv.DictReader(f))
     assert {Path(r["file"]).name for r in rows} == {"a.png", "b.jpg"}
     assert {r["class"] for r in rows} <= {"red", "blue"}
+
+
+@pytest.mark.slow  # starts two training processes
+def test_ddp_two_processes_count_every_evaluation_sample_once(tree, tmp_path):
+    from tests.test_ddp import DDP_CPU, metrics, zoo
+
+    root, expected = tree
+    save(solid((250, 10, 10)), root / "test" / "red" / "odd.png")  # 17 test images: not a multiple of 2
+    data = ["--model", "SoftmaxRegression", "--data", "ImageFolder", "--data.root", str(root), "--data.image_size", "8",
+            "--data.crop_size", "8", "--data.val_size", "5", "--data.batch_size", "2",
+            "--data.cache_dir", str(tmp_path / "cache")]
+    out = zoo("fit", "-c", DDP_CPU, *data, "--trainer.max_epochs", "1", cwd=tmp_path)
+    assert out.stderr.count("ImageFolder: decoding") == 2  # train/ and test/, once (prepare_data, one rank)
+    ckpt = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
+    two = metrics(tmp_path, "validate")
+    zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path)
+    one = metrics(tmp_path, "validate")
+    assert (two["world_size"], one["world_size"]) == (2, 1)
+    assert two["metrics"]["val/samples"] == one["metrics"]["val/samples"] == 5
+    assert two["metrics"]["val/acc"] == pytest.approx(one["metrics"]["val/acc"], abs=1e-6)
+    zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
+    assert metrics(tmp_path, "test")["metrics"]["test/samples"] == 17
