@@ -86,9 +86,10 @@ def torchvision_decode_rate(root: Path, classes: list[str], size: int, workers: 
     return n / (time.perf_counter() - start)
 
 
-def ours_epochs(root: Path, classes: list[str], size: int, crop: int, batch: int, cache: Path, epochs: int):
+def ours_epochs(root: Path, classes: list[str], size: int, crop: int, batch: int, cache: Path, epochs: int,
+                jitter: dict):
     dm = ImageFolder(str(root), classes=classes, image_size=size, crop_size=crop, batch_size=batch, val_size=0,
-                     cache_dir=str(cache), **JITTER)
+                     cache_dir=str(cache), **jitter)
     dm.prepare_data()
     dm.setup("fit")
     rates = []
@@ -104,13 +105,14 @@ def ours_epochs(root: Path, classes: list[str], size: int, crop: int, batch: int
     return rates, cache_mb
 
 
-def torchvision_epochs(root: Path, classes: list[str], crop: int, batch: int, epochs: int, workers: int = 2):
+def torchvision_epochs(root: Path, classes: list[str], crop: int, batch: int, epochs: int, jitter: dict,
+                       workers: int = 2):
     from torchvision import datasets
     from torchvision.transforms import v2
 
     tf = v2.Compose([
         v2.PILToTensor(), v2.RandomResizedCrop(crop, antialias=True), v2.RandomHorizontalFlip(),
-        v2.ColorJitter(**JITTER), v2.ToDtype(torch.float32, scale=True),
+        *([v2.ColorJitter(**jitter)] if jitter else []), v2.ToDtype(torch.float32, scale=True),
         v2.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     ])
     ds = datasets.ImageFolder(str(root / "train"), transform=tf, is_valid_file=lambda p: Path(p).parent.name in classes, allow_empty=True)
@@ -130,7 +132,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=160, help="photo-sized JPEGs per class (2 classes)")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    # One thread: torchvision's workers run one each, and on shared cores two OpenMP threads per op wait on each
+    # other (measured here: the batched jitter 6-15x slower with 2 threads than with 1 under a load of 11).
+    torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="imagefolder-bench-"))
     sets = [
         ("CIFAR-10 JPEGs, 32 px (cat, dog: 4,000)", Path(args.root).resolve(), ["cat", "dog"], 32, 32, 128),
@@ -147,13 +151,15 @@ def main() -> None:
             tv1 = torchvision_decode_rate(root, classes, size, 0)
             tv2 = torchvision_decode_rate(root, classes, size, 2)
             decode_rows.append(f"| {name} | {threads:,.0f} | {procs:,.0f} | {tv1:,.0f} | {tv2:,.0f} |")
-            ours, cache_mb = ours_epochs(root, classes, size, crop, batch, work / "cache", args.epochs)
+            print(decode_rows[-1], flush=True)
+            for jitter in (JITTER, {}):
+                ours, cache_mb = ours_epochs(root, classes, size, crop, batch, work / "cache", args.epochs, jitter)
+                tv = torchvision_epochs(root, classes, crop, batch, args.epochs, jitter)
+                later = lambda r: sum(r[1:]) / len(r[1:])  # noqa: E731
+                pipeline_rows.append(f"| {name}, batch {batch}, {'with' if jitter else 'no'} jitter | {ours[0]:.2f} | "
+                                     f"{later(ours):.2f} | {tv[0]:.2f} | {later(tv):.2f} | {later(ours) / later(tv):.1f}x |")
+                print(pipeline_rows[-1], flush=True)
             memory.append(f"{name}: cache {cache_mb:,.1f} MiB")
-            tv = torchvision_epochs(root, classes, crop, batch, args.epochs)
-            later = lambda r: sum(r[1:]) / len(r[1:])  # noqa: E731
-            pipeline_rows.append(f"| {name}, batch {batch} | {ours[0]:.1f} | {later(ours):.1f} | {tv[0]:.1f} | "
-                                 f"{later(tv):.1f} | {later(ours) / later(tv):.1f}x |")
-            print(decode_rows[-1], pipeline_rows[-1], sep="\n", flush=True)
         rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -165,7 +171,7 @@ def main() -> None:
         f"python benchmarks/imagefolder_speed.py --root {args.root} --photos {args.photos} --epochs {args.epochs}",
         "```",
         "",
-        f"Machine: {machine()}, 2 torch threads; load average {load:.1f} during the run (the cores were shared, so "
+        f"Machine: {machine()}; ours in the main process with 1 torch thread, torchvision with 2 worker processes; load average {load:.1f} during the run (the cores were shared, so "
         "absolute rates are low and noisy; the ratios are what carries over).",
         "",
         "(a) Decoding, images per second (ours: decode + resize + center crop into the memory-mapped cache; "
@@ -176,7 +182,7 @@ def main() -> None:
         *decode_rows,
         "",
         "(b) Training batches per second of the input pipeline alone (random resized crop, flip, color jitter "
-        f"{JITTER}, normalise); torchvision: `ImageFolder` + `DataLoader(num_workers=2)` + per-sample `transforms.v2`:",
+        f"{JITTER} or none, normalise); torchvision: `ImageFolder` + `DataLoader(num_workers=2)` + per-sample `transforms.v2`:",
         "",
         "| images | ours, epoch 1 | ours, epochs 2+ | torchvision, epoch 1 | torchvision, epochs 2+ | ours / torchvision |",
         "|---|---:|---:|---:|---:|---:|",

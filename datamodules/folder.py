@@ -282,4 +282,4 @@ class ImageFolder(ImageDataModule):
         saved = list(state_dict.get("classes", self.classes))
         if saved != list(self.classes):
             raise DatasetError(f"the checkpoint was trained on the classes {saved}, but the data now has "
-                               f"{list(self.classes)}; pass --data.classes {saved} (as a list)")
+                               f"{list(self.classes)}; pass --data.classes [{','.join(saved)}]")

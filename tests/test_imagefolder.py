@@ -247,19 +247,22 @@ def test_cache_is_reused_and_rebuilt_when_a_file_changes(tree, tmp_path, monkeyp
         dm.setup("fit")
     assert calls == []  # a second run decodes nothing
     # a changed file (new content, new mtime): rebuilt, and the new pixels are what the cache holds
-    changed = root / "train" / "red" / "png_1.png"
-    save(solid((0, 250, 0), (30, 20)), changed)
+    # (an uncompressed BMP of the same size: only the modification time tells)
+    changed = root / "train" / "red" / "bmp_1.bmp"
+    size = changed.stat().st_size
+    save(solid((0, 250, 0), (9, 9)), changed)
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    assert changed.stat().st_size == size
     dm = folder_dm(root, tmp_path)
     dm.prepare_data()
     assert changed in calls
-    assert rows_by_file(dm, "train")["train/red/png_1.png"][1].min() > 240  # green now
+    assert rows_by_file(dm, "train")["train/red/bmp_1.bmp"][1].min() > 240  # green now
     # a removed file: rebuilt too, without it
     calls.clear()
-    (root / "train" / "red" / "bmp_1.bmp").unlink()
+    (root / "train" / "red" / "png_1.png").unlink()
     dm = folder_dm(root, tmp_path)
     dm.prepare_data()
-    assert calls and "train/red/bmp_1.bmp" not in rows_by_file(dm, "train")
+    assert calls and "train/red/png_1.png" not in rows_by_file(dm, "train")
 
 
 def test_an_interrupted_build_is_not_loaded(tree, tmp_path):
@@ -379,16 +382,16 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     cli_main(["fit", "--model", "SoftmaxRegression", "--data", "ImageFolder", "--data.root", str(root),
-              "--data.image_size", "8", "--data.crop_size", "8", "--data.val_size", "2", "--data.classes", "[red,blue]",
+              "--data.image_size", "8", "--data.crop_size", "8", "--data.val_size", "2",
               "--trainer.max_epochs", "1", *QUIET])
     ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "best.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-    assert saved["datamodule_hyper_parameters"]["classes"] == ["red", "blue"]
+    assert saved["datamodule_hyper_parameters"]["classes"] == ["blue", "red"]  # resolved from the folders
     # a class folder added since: the checkpoint's classes still hold
     for split in ("train", "test"):
         save(solid((0, 255, 0)), root / split / "green" / "g.png")
     run = cli_main(["test", "--ckpt_path", str(ckpt), *QUIET])
-    assert run.datamodule.classes == ("red", "blue") and run.trainer.callback_metrics["test/samples"] == 16
+    assert run.datamodule.classes == ("blue", "red") and run.trainer.callback_metrics["test/samples"] == 16
     # predictions name the classes, with no --data
     shots = tmp_path / "shots"
     save(solid((250, 10, 10)), shots / "a.png")
@@ -399,6 +402,10 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
         rows = list(csv.DictReader(f))
     assert {Path(r["file"]).name for r in rows} == {"a.png", "b.jpg"}
     assert {r["class"] for r in rows} <= {"red", "blue"}
+    # a checkpoint of other classes than the data's is refused, naming them
+    with pytest.raises(DatasetError, match=r"trained on the classes \['blue', 'red'\].*--data.classes \[blue,red\]"):
+        cli_main(["test", "--ckpt_path", str(ckpt), "--data", "ImageFolder", "--data.root", str(root),
+                  "--data.image_size", "8", "--data.crop_size", "8", "--data.classes", "[red,blue]", *QUIET])
 
 
 @pytest.mark.slow  # starts two training processes
