@@ -34,13 +34,16 @@ from benchmarks.results import machine, write_section  # noqa: E402
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 TARGET = ["cat", "dog"]
+# torch threads of each run: on shared cores, two OpenMP threads per op wait on each other (measured here under
+# load: a ResNet18 step 3.5x slower with 2 threads than with 1)
+THREADS = 1
 
 
 def zoo(args: list[str], cwd: Path, log) -> float:
     """Run one ``zoo`` command; return its wall time."""
     start = time.perf_counter()
     print(f"$ zoo {shlex.join(args)}", file=log, flush=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(THREADS)}
     out = subprocess.run([sys.executable, "-m", "zoo.cli", *args, *QUIET], cwd=cwd, env=env, capture_output=True,
                          text=True)
     print(out.stdout[-2000:], out.stderr[-2000:], file=log, flush=True)
@@ -81,7 +84,10 @@ def main() -> None:
     parser.add_argument("--workdir", default="benchmarks/transfer_runs", help="where the runs write lightning_logs/")
     parser.add_argument("--extra", action="append", default=[], help="one more option for every fit (repeatable)")
     parser.add_argument("--cache-dir", default=None, help="--data.cache_dir of every run (default: the zoo's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (OMP_NUM_THREADS)")
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     root = Path(args.root).resolve()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -143,7 +149,7 @@ def write(args, rows, commands, source_acc: float, pre_time: float, sources: lis
         f"--finetune-epochs {args.finetune_epochs} --per-class {' '.join(map(str, args.per_class))}",
         "```",
         "",
-        f"Machine: {machine()}. Source task: {', '.join(sources)} (15,200 training images, "
+        f"Machine: {machine()}, {args.threads} torch thread(s) per run. Source task: {', '.join(sources)} (15,200 training images, "
         f"{args.pretrain_epochs} epoch(s){f', {pre_time / 60:.0f} min' if pre_time else ''}); "
         f"its validation accuracy: {source_acc:.3f} (8 classes).",
         f"Target: cat vs dog, N training images per class (+ 50 per class for validation), "
