@@ -166,6 +166,7 @@ def write(args, rows, commands, source_acc: float, pre_time: float, sources: lis
         diff = f"{100 * (ft - sc):+.1f}" if ft is not None and sc is not None else ""
         cells = [f"{v:.3f}" if v is not None else "" for v in (ft, sc)]
         lines.append(f"| {n} | {cells[0]} | {cells[1]} | {diff} |")
+    lines += ["", "One seed per arm, and 400 test images: one point is 4 images, so a single difference of a few points is within noise; the table is one run, not an average."]
     lines += ["", "The commands (each run from its own folder; `zoo test --ckpt_path <last.ckpt>` after each fit):", "",
               "```", *commands, "```"]
     write_section("transfer_cifar", "\n".join(lines))
