@@ -64,10 +64,11 @@ def test_uint8_crop_flip_on_cuda_equals_cpu():
 def test_one_gpu_ddp_with_sync_batchnorm(fake_fashion):
     root, _ = fake_fashion
     run = cli("fit", "--model", "LeNetBNScratch", *FAKE, "--data.root", str(root), "--optimizer.lr", "0.5",
-              "--trainer.max_epochs", "2", "--trainer.accelerator", "gpu", "--trainer.devices", "1",
+              "--trainer.max_epochs", "4", "--trainer.accelerator", "gpu", "--trainer.devices", "1",
               "--trainer.strategy", "ddp", "--trainer.sync_batchnorm", "true", "--trainer.precision", "bf16-mixed")
     metrics = {k: v.item() for k, v in run.trainer.callback_metrics.items()}
     assert run.trainer.strategy.__class__.__name__ == "DDPStrategy"
+    # (after 2 epochs the running statistics still lag, on the CPU as on the GPU: val/acc 0.1 on both)
     assert metrics["val/samples"] == 60 and metrics["val/acc"] >= 0.8, metrics
     # the checkpoint written on the GPU tests on the CPU with the same result
     test = cli("test", "--ckpt_path", run.trainer.checkpoint_callback.best_model_path, "--data.root", str(root))
