@@ -67,6 +67,9 @@ class ZooCLI(LightningCLI):
         if self.subcommand == "fit" and config.get("ckpt_path"):
             runs.check_not_finished(config.ckpt_path, config.trainer)
         runs.place_logger(config, self.subcommand)
+        if self.subcommand in ("validate", "test", "predict"):
+            # a checkpoint from outside any run: evaluation writes no checkpoint, its best-checkpoint state is moot
+            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
         self.trainer_defaults["callbacks"] = defaults.callbacks(config)  # rebuilt per run, from its options
 
     def instantiate_trainer(self, **kwargs):
