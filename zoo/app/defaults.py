@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from zoo.app import runs
 from zoo.app.predictions import PredictionsCSV
 from zoo.training import callbacks as cb
 
@@ -30,7 +31,8 @@ def callbacks(config) -> list[Callback]:
     """What every run shows and keeps, in this order (the best/last checkpoints come from the model's
     ``configure_callbacks``; Lightning runs checkpoint callbacks last)."""
     monitors = [cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
-                cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps), PredictionsCSV()]
+                cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps), PredictionsCSV(),
+                runs.RemoveEmptyRun()]
     if config.trainer.get("logger") is not False:
         monitors.append(LearningRateMonitor(logging_interval="epoch"))
     if config.trainer.get("enable_progress_bar") is not False:

@@ -8,9 +8,12 @@ of the same model on the same data instead.
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import yaml
 from lightning.pytorch.utilities import rank_zero_info
@@ -120,6 +123,28 @@ def check_not_finished(ckpt: str, trainer) -> None:
     if max_epochs is not None and epochs is not None and epochs >= max_epochs:
         raise RunFinished(f"{ckpt} has finished: it trained {epochs} of --trainer.max_epochs {max_epochs} epochs; "
                           f"to train longer, pass a larger --trainer.max_epochs (e.g. {2 * max_epochs})")
+
+
+class RemoveEmptyRun(L.Callback):
+    """A command that fails before it has trained a step or written a result leaves no run folder behind
+    (Lightning makes the logger's folder when the command starts). Only what this command made is removed."""
+
+    RESULTS = ("checkpoints", "test_metrics.json", "validate_metrics.json", "predictions.csv")
+
+    def __init__(self) -> None:
+        self.started = time.time()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.global_rank != 0 or trainer.logger is None or trainer.global_step > 0:
+            return
+        folder = Path(trainer.logger.log_dir)
+        if not folder.is_dir() or any((folder / name).exists() for name in self.RESULTS):
+            return
+        if all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*")):  # nothing older than this command
+            shutil.rmtree(folder)
+            for parent in (folder.parent, folder.parent.parent):  # <Model>-<Data>/ and lightning_logs/, if now empty
+                if LOG_DIR in parent.parts and not any(parent.iterdir()):
+                    parent.rmdir()
 
 
 def read_hparams(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
