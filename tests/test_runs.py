@@ -73,7 +73,7 @@ def test_a_killed_resumed_and_tested_run_ends_in_one_folder(tmp_path):
     assert best["epoch"] == val_acc.index(max(val_acc))
     # the test of its checkpoint: the metrics JSON beside the checkpoints, the result in the run's HPARAMS row
     record = json.loads((run / "test_metrics.json").read_text())
-    assert Path(record["ckpt_path"]) == run / "checkpoints" / "best.ckpt"
+    assert tmp_path / record["ckpt_path"] == run / "checkpoints" / "best.ckpt"
     (test_acc,) = logged.Scalars("hp/test_acc")
     assert test_acc.value == pytest.approx(record["metrics"]["test/acc"], abs=1e-7)
     assert {"test/acc", "hp/best_val_acc", "hp/epochs"} <= set(logged.Tags()["scalars"])

@@ -99,13 +99,8 @@ def place_logger(config, subcommand: str | None) -> None:
         return
     args.save_dir, args.name, args.version = str(run.parent.parent), run.parent.name, run.name
     if subcommand == "fit":
-        args.purge_step = _steps_done(torch.load(ckpt, map_location="cpu", weights_only=True))
-
-
-def _steps_done(checkpoint: dict) -> int:
-    """The logging step a run resumed from this checkpoint starts at (Lightning's count of optimizer steps)."""
-    loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
-    return int(loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+        # the first step the resumed run logs (a checkpoint is written after its step's optimizer step)
+        args.purge_step = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step", 0))
 
 
 def check_not_finished(ckpt: str, trainer) -> None:
