@@ -11,8 +11,9 @@ validation each epoch) under a pseudo-terminal, as in a terminal; and
 evaluates the validation set every epoch. Each is run for 1 and for N epochs;
 (time of N - time of 1) / (N - 1) is the time of one more epoch, without the
 start-up (imports, reading the data). Rounds alternate which program goes
-first; the ratio (plain loop's epoch time / zoo's, higher is better for the
-zoo) is the median over rounds.
+first (A B for the short runs, B A for the long ones, which cancels a steadily
+changing load); the ratio (plain loop's epoch time / zoo's, higher is better
+for the zoo) is the median over rounds.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.9, help="as in the model's config")
     p.add_argument("--resize", type=int, default=None, help="as in the model's config (ResNet18: 96)")
     p.add_argument("--epochs", type=int, default=3, help="N: the long runs' epochs (the short runs do 1)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--gpu", action="store_true", help="one GPU, bf16-mixed, on both sides")
     p.add_argument("--section", default=None, help="RESULTS.md section name (default: epoch_time[_gpu]_<model>)")
     args = p.parse_args()
@@ -100,9 +101,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             times = {}
+            # A B B A within a round cancels a load that rises or falls steadily (the machine may be shared);
+            # rounds alternate which program is A
             order = [("zoo", ours), ("plain", plain)] if r % 2 == 0 else [("plain", plain), ("zoo", ours)]
-            for epochs in (1, args.epochs):
-                for name, fn in order:
+            for epochs, names in ((1, order), (args.epochs, order[::-1])):
+                for name, fn in names:
                     times[name, epochs] = fn(epochs, Path(tmp))
             per_epoch = {n: (times[n, args.epochs] - times[n, 1]) / (args.epochs - 1) for n in ("zoo", "plain")}
             rows.append((times, per_epoch))
@@ -116,7 +119,7 @@ def main() -> None:
     med = statistics.median
     cmd = "python benchmarks/epoch_time.py --root " + args.root + (f" --model {args.model}" if args.model != "LeNet" else "")
     cmd += (f" --lr {args.lr}" if args.model != "LeNet" else "") + (f" --resize {args.resize}" if args.resize else "")
-    cmd += (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+    cmd += (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (f" --rounds {args.rounds}" if args.rounds != 5 else "")
     cmd += " --gpu" if args.gpu else ""
     setting = "one GPU, bf16-mixed (configs/trainer/gpu.yaml)" if args.gpu else "CPU (configs/trainer/cpu.yaml)"
     body = "\n".join([
@@ -126,7 +129,8 @@ def main() -> None:
         "bar in a pseudo-terminal, summary, metrics, TensorBoard, checkpoints, validation each epoch) against "
         "`benchmarks/plain_loop.py` (same network, data in memory, validation each epoch). Whole processes, "
         f"1 and {args.epochs} epochs; one more epoch = (t{args.epochs} - t1) / {args.epochs - 1}. "
-        f"{args.rounds} rounds, alternating which goes first.", "",
+        f"{args.rounds} rounds; in each, the 1-epoch runs go A B and the {args.epochs}-epoch runs B A, and rounds "
+        "alternate which program is A.", "",
         "| round | zoo 1 epoch (s) | plain 1 epoch (s) | zoo per further epoch (s) | plain per further epoch (s) "
         "| ratio (plain / zoo) |",
         "| --- | --- | --- | --- | --- | --- |",

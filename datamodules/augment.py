@@ -11,6 +11,7 @@ instead of Python work per image.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -218,3 +219,128 @@ class Augmentation:
         if not self.active:
             return x
         return self.apply(x, self.sample(len(x), x.device, generator))
+
+
+# --- random resized crop (torchvision's ``RandomResizedCrop``, per sample, for a whole batch) -------------
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` x ``size`` window of each image, placed as ``transforms.v2.functional.center_crop``."""
+    h, w = x.shape[-2:]
+    if size > h or size > w:
+        raise ConfigError(f"crop size {size} is larger than the {h} x {w} images")
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return x[..., top : top + size, left : left + size]
+
+
+def sample_resized_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+    tries: int = 10,
+) -> torch.Tensor:
+    """``n`` boxes (top, left, height, width) drawn as ``RandomResizedCrop.make_params`` draws one.
+
+    Each sample gets the same ten tries (area fraction uniform in ``scale``, log
+    aspect ratio uniform in ``log(ratio)``, sides rounded) and keeps its first box
+    that fits; a sample none of whose tries fits falls back to torchvision's
+    central crop with the ratio clamped. Returns an ``n x 4`` int64 tensor.
+    """
+    area = height * width
+    u = torch.rand(2, n, tries, device=device, generator=generator, dtype=torch.float64)
+    target = area * (u[0] * (scale[1] - scale[0]) + scale[0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(u[1] * (log_hi - log_lo) + log_lo)
+    w = torch.sqrt(target * aspect).round().long()
+    h = torch.sqrt(target / aspect).round().long()
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = fits.long().argmax(dim=1, keepdim=True)  # index of the first fitting try (0 when none fits)
+    w, h, found = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1), fits.any(dim=1)
+    # the fallback box of torchvision: the whole image, with the aspect ratio clamped into ``ratio``
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        fw, fh = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        fw, fh = int(round(height * max(ratio))), height
+    else:
+        fw, fh = width, height
+    w = torch.where(found, w, fw)
+    h = torch.where(found, h, fh)
+    # a uniform integer offset in [0, side - crop] for each sample (floor of a uniform float)
+    r = torch.rand(2, n, device=device, generator=generator, dtype=torch.float64)
+    top = torch.where(found, (r[0] * (height - h + 1)).floor().long(), (height - fh) // 2)
+    left = torch.where(found, (r[1] * (width - w + 1)).floor().long(), (width - fw) // 2)
+    return torch.stack([top, left, h, w], dim=1)
+
+
+def _antialias_weights(start: torch.Tensor, length: torch.Tensor, size: int, out: int) -> torch.Tensor:
+    """``N x out x size`` matrices that resample ``[start, start + length)`` of each row to ``out`` values.
+
+    The triangle filter of ``F.interpolate(mode="bilinear", antialias=True)`` (Pillow's), widened by the
+    scale when shrinking and renormalised at the window's edges, as PyTorch computes it.
+    """
+    device = start.device
+    scale = (length.double() / out).view(-1, 1, 1)  # N x 1 x 1
+    support = torch.clamp(scale, min=1.0)  # half-width of the triangle in source pixels
+    center = scale * (torch.arange(out, device=device, dtype=torch.float64).view(1, -1, 1) + 0.5)
+    lo = torch.clamp((center - support + 0.5).trunc(), min=0)
+    hi = torch.minimum((center + support + 0.5).trunc(), length.double().view(-1, 1, 1))
+    j = torch.arange(size, device=device, dtype=torch.float64).view(1, 1, -1) - start.double().view(-1, 1, 1)
+    weight = torch.clamp(1 - ((j - center + 0.5) / support).abs(), min=0) * ((j >= lo) & (j < hi))
+    return weight / weight.sum(dim=2, keepdim=True)
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop each float image of ``x`` to its box (top, left, height, width), resized to ``size`` x ``size``.
+
+    What ``transforms.v2.functional.resized_crop(..., antialias=True)`` computes, for a batch with one
+    box per sample, as two batched matrix products (rows, then columns): on a GPU, a few large kernels
+    instead of one small resize per sample.
+    """
+    top, left, h, w = boxes.unbind(1)
+    rows = _antialias_weights(top, h, x.shape[-2], size).to(x.dtype)  # N x size x H
+    cols = _antialias_weights(left, w, x.shape[-1], size).to(x.dtype)  # N x size x W
+    return rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # N x C x size x size
+
+
+def resized_crop_uint8(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """``resized_crop`` for uint8 images, rounded back to uint8 as torchvision does.
+
+    On a CPU, PyTorch's own uint8 resize (vectorised) per sample is the faster way; on other
+    devices the batched matrix products.
+    """
+    if x.device.type == "cpu":
+        out = x.new_empty((len(x), x.shape[1], size, size))
+        for i, (top, left, h, w) in enumerate(boxes.tolist()):
+            crop = x[i : i + 1, :, top : top + h, left : left + w]
+            out[i : i + 1] = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return out
+    return resized_crop(x.float(), boxes, size).round_().clamp_(0, 255).to(torch.uint8)
+
+
+@dataclass
+class RandomResizedCrop:
+    """torchvision's ``RandomResizedCrop(size, scale, ratio)`` (bilinear, antialiased), a box per sample."""
+
+    size: int
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self) -> None:
+        self.scale, self.ratio = tuple(float(s) for s in self.scale), tuple(float(r) for r in self.ratio)
+        if self.size < 1:
+            raise ConfigError(f"crop size {self.size} must be >= 1")
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ConfigError(f"scale={self.scale}: give (low, high) area fractions with 0 < low <= high")
+        if len(self.ratio) != 2 or not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ConfigError(f"ratio={self.ratio}: give (low, high) aspect ratios with 0 < low <= high")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        boxes = sample_resized_crop_boxes(len(x), x.shape[-2], x.shape[-1], self.scale, self.ratio, x.device, generator)
+        if x.dtype == torch.uint8:
+            return resized_crop_uint8(x, boxes, self.size)
+        return resized_crop(x, boxes, self.size)

@@ -87,6 +87,7 @@ class ImageDataModule(InMemoryDataModule):
         self.predict_path = predict_path
         self.predict_files: list = []
         self.predict_errors: dict = {}
+        self.normalization_tensors: dict = {}
 
     @property
     def num_classes(self) -> int:
@@ -160,9 +161,18 @@ class ImageDataModule(InMemoryDataModule):
             x = self.augmentation.geometric(x, params) if params else x
         x = self.augmentation.color_(x, params) if params else x  # x is this function's own tensor
         if self.normalize:  # in place: x is this function's own tensor by now
-            x.sub_(torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1))
-            x.div_(torch.tensor(self.std, device=x.device).view(1, -1, 1, 1))
+            mean, std = self.normalization(x.device)
+            x.sub_(mean).div_(std)
         return x
+
+    def normalization(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as 1 x C x 1 x 1 tensors on ``device``, made once: a copy to a GPU waits for the GPU."""
+        key = (str(device), self.mean, self.std)
+        if key not in self.normalization_tensors:
+            self.normalization_tensors[key] = tuple(
+                torch.tensor(v, device=device).view(1, -1, 1, 1) for v in (self.mean, self.std)
+            )
+        return self.normalization_tensors[key]
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # runs on the batch's device, so on a GPU the augmentation does too

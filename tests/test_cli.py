@@ -37,6 +37,12 @@ def prepare_config_data(config, fashion_root, tmp_path, monkeypatch) -> list[str
         _, md5 = write_cifar(tmp_path / "cifar")
         monkeypatch.setattr(CIFAR10, "files", dataclasses.replace(CIFAR10.files, md5=md5, urls=()))
         args += ["--data.root", str(tmp_path / "cifar"), "--data.val_size", "10"]
+    elif data == "ImageFolder":
+        from tests.test_imagefolder import write_tree
+
+        write_tree(tmp_path / "photos")
+        args += ["--data.root", str(tmp_path / "photos"), "--data.val_size", "2",
+                 "--data.cache_dir", str(tmp_path / "cache")]
     if "finetune" in config.stem:  # torchvision's weights file, where torch.hub caches it; small batches
         from tests.conftest import cache_torchvision_weights
 

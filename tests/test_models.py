@@ -120,9 +120,9 @@ def test_registry_refuses_duplicates():
 
 
 def test_catalogue_lists_every_model(capsys):
-    from zoo.cli import print_catalogue
+    from zoo.cli import main
 
-    print_catalogue()
+    main(["list"])
     out = capsys.readouterr().out
     for name in list_models():
         doc = get_model(name).__doc__.strip().splitlines()[0]

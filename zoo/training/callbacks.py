@@ -6,7 +6,6 @@ Losing nothing: ``StopOnNonFiniteLoss``, ``CheckpointOnSigterm``.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -241,19 +240,51 @@ class ProgressBar(RichProgressBar):
 
 
 class StopOnNonFiniteLoss(L.Callback):
-    """A NaN or infinite training loss stops the run with the step, before this step's weights are written
-    anywhere (it runs before the checkpoint callbacks), so the last checkpoint on disk is the last good one."""
+    """A NaN or infinite training loss stops the run with its step, before any weights it produced are written
+    to a checkpoint, so the last checkpoint on disk is the last good one.
+
+    Reading a loss on the host waits for the device to finish the step, so the losses are kept on the device
+    and checked together: whenever a checkpoint is about to be written (at the end of an epoch, every N steps,
+    on SIGTERM), every ``log_every_n_steps`` steps, and at the end of training. The error names the first bad
+    step, however many steps later it is found.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[torch.Tensor, int, int, int]] = []  # (loss, step, epoch, batch) not yet checked
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not math.isfinite(loss.detach().float().item()):
-            good = last_checkpoint_path(trainer)
-            kept = f"the last good checkpoint is {good}" if good and good.exists() else "no checkpoint was written yet"
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at step {trainer.global_step} (epoch {trainer.current_epoch}, "
-                f"batch {batch_idx}); training stopped and {kept}. Lower the learning rate "
-                f"(--optimizer.lr), or clip gradients (--trainer.gradient_clip_val 1.0)."
-            )
+        if isinstance(loss, torch.Tensor):
+            self.pending.append((loss.detach(), trainer.global_step, trainer.current_epoch, batch_idx))
+        if len(self.pending) >= max(1, trainer.log_every_n_steps):
+            self.check(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self.check(trainer)  # raising here keeps the checkpoint from being written
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: L.Trainer) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        losses = torch.stack([loss.float().reshape(()) for loss, *_ in pending])
+        finite = torch.isfinite(losses)
+        if bool(finite.all()):  # the one wait for the device
+            return
+        first = int((~finite).nonzero()[0])
+        value, step, epoch, batch_idx = losses[first].item(), *pending[first][1:]
+        good = last_checkpoint_path(trainer)
+        kept = f"the last good checkpoint is {good}" if good and good.exists() else "no checkpoint was written yet"
+        raise NonFiniteLossError(
+            f"the training loss became {value} at step {step} (epoch {epoch}, batch {batch_idx}); training "
+            f"stopped and {kept}. Lower the learning rate (--optimizer.lr), or clip gradients "
+            "(--trainer.gradient_clip_val 1.0)."
+        )
 
 
 class CheckpointOnSigterm(L.Callback):

@@ -8,12 +8,13 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
-from torchmetrics import MeanMetric, Metric, SumMetric
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from zoo.models.batchnorm import BatchNorm
 from zoo.training.callbacks import tensorboard
 from zoo.training.images import confusion_image
+from zoo.training.metrics import Count, WeightedMean
 from zoo.training.resume import KEY as RESUME_KEY
 from zoo.training.resume import capture, restore
 
@@ -39,9 +40,9 @@ class ZooModule(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         # a weighted mean, so uneven last batches (and uneven DDP shards) count per sample
-        self.loss_mean = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+        self.loss_mean = nn.ModuleDict({f"{s}_": WeightedMean() for s in STAGES})
         # evaluation counts its samples: proof that none is dropped or counted twice across ranks
-        self.samples = nn.ModuleDict({f"{s}_": SumMetric() for s in ("val", "test")})
+        self.samples = nn.ModuleDict({f"{s}_": Count() for s in ("val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -73,9 +74,10 @@ class ZooModule(L.LightningModule):
     def _update_loss(self, loss: torch.Tensor, n: int, stage: str) -> None:
         if n == 0:  # an empty evaluation batch keeps DDP ranks in step; it counts nothing
             return
-        self.loss_mean[f"{stage}_"].update(loss.detach(), weight=n)
+        # Python numbers go to the kernels as arguments: nothing here waits for the device
+        self.loss_mean[f"{stage}_"].update(loss, n)
         if stage != "train":
-            self.samples[f"{stage}_"].update(torch.tensor(float(n), device=loss.device))
+            self.samples[f"{stage}_"].update(n)
 
     def epoch_metrics(self, stage: str) -> dict[str, Metric]:
         """The metrics of a stage by their log names; updated every step, logged once per epoch."""
