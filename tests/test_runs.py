@@ -142,3 +142,16 @@ def test_hparams_lead_with_what_tells_runs_apart(fake_fashion, tmp_path):
     assert scalars["hp/epochs"] == 2
     assert scalars["hp/best_val_acc"] == pytest.approx(fit.trainer.checkpoint_callback.best_model_score.item())
     assert scalars["hp/test_acc"] == pytest.approx(scalars["test/acc"])
+
+
+def test_runs_of_the_older_layout_are_found_and_written_into(tmp_path):
+    args = ["--model", "LinearRegression", "--data", "SyntheticPoints", "--trainer.max_epochs", "1"]
+    cli("fit", *args)
+    old = tmp_path / "lightning_logs" / "version_0"  # where runs were kept before they were named
+    (tmp_path / "lightning_logs" / "LinearRegression-SyntheticPoints" / "version_0").rename(old)
+    test = cli("test", "--ckpt_path", "best")
+    assert Path(test.config.test.ckpt_path).resolve() == old / "checkpoints" / "best.ckpt"
+    assert Path(test.trainer.log_dir) == old and (old / "test_metrics.json").is_file()
+    resumed = cli("fit", *args[:4], "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert Path(resumed.trainer.log_dir) == old and resumed.trainer.current_epoch == 2
+    assert versions(tmp_path) == [old]

@@ -130,9 +130,10 @@ class RemoveEmptyRun(L.Callback):
         self.started = time.time()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.global_rank != 0 or trainer.logger is None or trainer.global_step > 0:
+        log_dir = getattr(trainer.logger, "log_dir", None)  # none for fast_dev_run's stand-in logger
+        if trainer.global_rank != 0 or not log_dir or trainer.global_step > 0:
             return
-        folder = Path(trainer.logger.log_dir)
+        folder = Path(log_dir)
         if not folder.is_dir() or any((folder / name).exists() for name in self.RESULTS):
             return
         if all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*")):  # nothing older than this command
