@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,19 @@ def read_image(path: Path, channels: int, size: int) -> torch.Tensor:
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
 
 
-def read_images(paths: list[Path], channels: int, size: int) -> tuple[torch.Tensor, list[Path], dict[Path, str]]:
-    """(stacked images, the paths that were read, {path: why not} for the others)."""
+def read_images(
+    paths: list[Path], channels: int, size: int, read: Callable[[Path], torch.Tensor] | None = None
+) -> tuple[torch.Tensor, list[Path], dict[Path, str]]:
+    """(stacked images, the paths that were read, {path: why not} for the others).
+
+    ``read`` turns one path into a uint8 ``channels x size x size`` tensor or raises DatasetError (default:
+    ``read_image``, a plain resize).
+    """
+    read = read or (lambda path: read_image(path, channels, size))
     images, good, bad = [], [], {}
     for path in paths:
         try:
-            images.append(read_image(path, channels, size))
+            images.append(read(path))
             good.append(path)
         except DatasetError as e:
             bad[path] = str(e)

@@ -20,7 +20,16 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from datamodules.augment import RandomResizedCrop, center_crop
 from datamodules.files import DatasetError
 from datamodules.image import ImageDataModule
-from datamodules.image_cache import CachedSplit, build_cache, cache_key, class_folders, list_split, load_cache
+from datamodules.image_cache import (
+    BadImage,
+    CachedSplit,
+    build_cache,
+    cache_key,
+    class_folders,
+    decode,
+    list_split,
+    load_cache,
+)
 from zoo_common import ConfigError, register_datamodule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -103,6 +112,7 @@ class ImageFolder(ImageDataModule):
         cache_dir: str | None = None,
         workers: int = 0,
         strict: bool = False,
+        predict_path: str | None = None,
     ) -> None:
         """
         Args:
@@ -144,8 +154,10 @@ class ImageFolder(ImageDataModule):
         self.native_size = image_size
         if channels == 1:
             self.mean, self.std = (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
-        super().__init__(root, batch_size, val_size, seed, normalize, mean, std, None, False,
-                         crop_padding, hflip, brightness, contrast, saturation, hue)
+        super().__init__(root=root, batch_size=batch_size, val_size=val_size, seed=seed, normalize=normalize,
+                         mean=mean, std=std, resize=None, download=False, crop_padding=crop_padding, hflip=hflip,
+                         brightness=brightness, contrast=contrast, saturation=saturation, hue=hue,
+                         predict_path=predict_path)
         # the base class saved its own arguments too; keep exactly this constructor's, to re-create it from a checkpoint
         for name in ("resize", "download"):
             self.hparams.pop(name, None)
@@ -268,11 +280,24 @@ class ImageFolder(ImageDataModule):
     def input_size(self) -> int:
         return self.crop_size
 
-    def transform(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
-        """Random resized crop (training) or center crop to ``crop_size`` on uint8, then as every image DataModule."""
+    def transform(self, x: torch.Tensor, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Random resized crop (training) or center crop to ``crop_size`` on uint8, then as every image DataModule.
+
+        ``generator`` draws the crop boxes and then the augmentation, so a resumed run crops each batch as before.
+        """
         if tuple(x.shape[-2:]) != (self.crop_size, self.crop_size):
-            x = self.rrc(x) if train and self.rrc is not None else center_crop(x, self.crop_size).contiguous()
-        return super().transform(x, train)
+            if train and self.rrc is not None:
+                x = self.rrc(x, generator)
+            else:
+                x = center_crop(x, self.crop_size).contiguous()
+        return super().transform(x, train, generator)
+
+    def read_image_file(self, path) -> torch.Tensor:
+        """A photo to predict, decoded as the cache decodes training images (EXIF, shorter side, center crop)."""
+        try:
+            return torch.from_numpy(decode(Path(path), self.image_size, self.in_channels).copy())
+        except BadImage as e:
+            raise DatasetError(f"{path}: not a readable image ({e})") from None
 
     # the resolved classes also travel in the checkpoint's DataModule state: a changed folder is caught on loading
     def state_dict(self) -> dict:

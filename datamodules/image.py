@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
 from datamodules.files import DatasetError
-from datamodules.files_predict import list_images, read_images
+from datamodules.files_predict import list_images, read_image, read_images
 from datamodules.resumable import batch_seed
 from zoo_common import ConfigError
 
@@ -137,11 +137,15 @@ class ImageDataModule(InMemoryDataModule):
             images = self.test_set[0]
         else:
             images, self.predict_files, self.predict_errors = read_images(
-                list_images(self.predict_path), self.in_channels, self.native_size
+                list_images(self.predict_path), self.in_channels, self.native_size, self.read_image_file
             )
             if not self.predict_files:
                 raise DatasetError(f"--data.predict_path {self.predict_path}: none of its files is a readable image")
         return self._loader((images, torch.arange(len(images))), train=False)
+
+    def read_image_file(self, path) -> torch.Tensor:
+        """One image file as a uint8 example of this dataset (``zoo predict``): gray or RGB, at the native size."""
+        return read_image(path, self.in_channels, self.native_size)
 
     def transform(self, x: torch.Tensor, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 N x C x H x W -> float in [0, 1] -> resize -> augment (``train`` only) -> normalise, on x's device.

@@ -396,7 +396,7 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
     shots = tmp_path / "shots"
     save(solid((250, 10, 10)), shots / "a.png")
     save(solid((10, 10, 250), (30, 50)), shots / "b.jpg")
-    cli_main(["predict", "--ckpt_path", str(ckpt), "--predict_path", str(shots), *QUIET])
+    cli_main(["predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(shots), *QUIET])
     out = next((tmp_path / "lightning_logs").glob("version_*/predictions.csv"))
     with open(out) as f:
         rows = list(csv.DictReader(f))

@@ -83,12 +83,15 @@ def prepare_weights(config) -> None:
         return
     transforms = tv.transforms()
     data_class = import_class(config.data.class_path)
+    # a DataModule with per-run channels and sizes (ImageFolder) has them among its options
+    channels = data_args.get("channels") or data_class.in_channels
     mean, std = list(transforms.mean), list(transforms.std)
-    if data_class.in_channels == 1:  # the gray image stands for R = G = B: one channel with the average statistics
+    if channels == 1:  # the gray image stands for R = G = B: one channel with the average statistics
         mean, std = [sum(mean) / 3], [sum(std) / 3]
     data_args.normalize, data_args.mean, data_args.std = True, mean, std
     rank_zero_info(f"{tv}: normalising the data with its mean {mean} and std {std}")
-    size = data_args.get("resize") or data_class.native_size
+    size_option = "crop_size" if "crop_size" in data_args else "resize"
+    size = data_args.get(size_option) or data_class.native_size
     if size != transforms.crop_size[0]:
         rank_zero_warn(f"{tv} was trained on {transforms.crop_size[0]} px images; the data runs at {size} px "
-                       f"(--data.resize {transforms.crop_size[0]} matches it)")
+                       f"(--data.{size_option} {transforms.crop_size[0]} matches it)")
