@@ -421,12 +421,9 @@ def test_ddp_two_processes_count_every_evaluation_sample_once(tree, tmp_path):
     out = zoo("fit", "-c", DDP_CPU, *data, "--trainer.max_epochs", "1", cwd=tmp_path)
     assert out.stderr.count("ImageFolder: decoding") == 2  # train/ and test/, once (prepare_data, one rank)
     ckpt = str(tmp_path / "lightning_logs" / "SoftmaxRegression-ImageFolder" / "version_0" / "checkpoints" / "last.ckpt")
-    zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
-    two = metrics(tmp_path, "validate")
-    zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path)
-    one = metrics(tmp_path, "validate")
+    two = metrics(zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)
+    one = metrics(zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path), tmp_path)
     assert (two["world_size"], one["world_size"]) == (2, 1)
     assert two["metrics"]["val/samples"] == one["metrics"]["val/samples"] == 5
     assert two["metrics"]["val/acc"] == pytest.approx(one["metrics"]["val/acc"], abs=1e-6)
-    zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
-    assert metrics(tmp_path, "test")["metrics"]["test/samples"] == 17
+    assert metrics(zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)["metrics"]["test/samples"] == 17
