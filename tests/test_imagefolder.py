@@ -384,8 +384,8 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
     cli_main(["fit", "--model", "SoftmaxRegression", "--data", "ImageFolder", "--data.root", str(root),
               "--data.image_size", "8", "--data.crop_size", "8", "--data.val_size", "2",
               "--trainer.max_epochs", "1", *QUIET])
-    run = tmp_path / "lightning_logs" / "SoftmaxRegression-ImageFolder" / "version_0"
-    ckpt = run / "checkpoints" / "best.ckpt"
+    folder = tmp_path / "lightning_logs" / "SoftmaxRegression-ImageFolder" / "version_0"
+    ckpt = folder / "checkpoints" / "best.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert saved["datamodule_hyper_parameters"]["classes"] == ["blue", "red"]  # resolved from the folders
     # a class folder added since: the checkpoint's classes still hold
@@ -398,7 +398,7 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
     save(solid((250, 10, 10)), shots / "a.png")
     save(solid((10, 10, 250), (30, 50)), shots / "b.jpg")
     cli_main(["predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(shots), *QUIET])
-    out = run / "predictions.csv"  # the run whose checkpoint predicted
+    out = folder / "predictions.csv"  # in the run whose checkpoint predicted
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert {Path(r["file"]).name for r in rows} == {"a.png", "b.jpg"}
