@@ -144,8 +144,9 @@ class HparamsWithMetrics(L.Callback):
         """The run's hyperparameters, unless it goes on in its own folder (resumed, or its checkpoint evaluated);
         the logger where this call starts them."""
         logger = tensorboard(trainer)
-        own = trainer.ckpt_path and Path(trainer.ckpt_path).resolve().parent.parent == Path(logger.log_dir).resolve() if logger else False
-        if logger is None or trainer.global_rank != 0 or own:
+        if logger is None or trainer.global_rank != 0:
+            return None
+        if trainer.ckpt_path and Path(trainer.ckpt_path).resolve().parent.parent == Path(logger.log_dir).resolve():
             return None
         params: dict = {"model": type(pl_module).__name__}
         if trainer.datamodule is not None:
