@@ -52,7 +52,7 @@ def main() -> None:
     pretrain = ["fit", "--model", "LeNetBN", "--data", "MNIST", "--data.root", root, "--optimizer.lr", "1.0",
                 "--trainer.max_epochs", str(args.pretrain_epochs)]
     zoo(pretrain, work)
-    mnist_ckpt = newest(work, "version_*/checkpoints/best.ckpt")
+    mnist_ckpt = newest(work, "LeNetBN-MNIST/version_*/checkpoints/best.ckpt")
     common = ["--data", "FashionMNIST", "--data.root", root, "--trainer.max_epochs", "1"]
     # fine-tuning: the book's recipe, a small learning rate for the pretrained part and 10x for the head;
     # from scratch: the book's BN LeNet learning rate
@@ -62,9 +62,9 @@ def main() -> None:
                          ("from scratch", ["--optimizer.lr", "1.0"])):
         fit = ["fit", "--model", "LeNetBN", *extra, *common]
         zoo(fit, work)
-        ckpt = newest(work, "version_*/checkpoints/best.ckpt")
+        ckpt = newest(work, "LeNetBN-FashionMNIST/version_*/checkpoints/best.ckpt")
         zoo(["test", "--ckpt_path", str(ckpt)], work)
-        metrics = json.loads(newest(work, "version_*/test_metrics.json").read_text())["metrics"]
+        metrics = json.loads((ckpt.parent.parent / "test_metrics.json").read_text())["metrics"]  # the run's own
         rows.append((label, fit, metrics["test/acc"]))
         print(label, metrics["test/acc"], flush=True)
 

@@ -107,11 +107,11 @@ def main() -> None:
                 "--trainer.max_epochs", str(args.pretrain_epochs), *args.extra]
     pre_dir = work / "pretrain"
     pre_dir.mkdir(exist_ok=True)
-    existing = list(pre_dir.glob("lightning_logs/version_*/checkpoints/last.ckpt"))
+    existing = list(pre_dir.glob("lightning_logs/*/version_*/checkpoints/last.ckpt"))
     pre_time = 0.0 if existing else zoo(pretrain, pre_dir, log)
-    source_ckpt = newest(pre_dir, "version_*/checkpoints/last.ckpt")
+    source_ckpt = newest(pre_dir, "*/version_*/checkpoints/last.ckpt")
     zoo(["validate", "--ckpt_path", str(source_ckpt)], pre_dir, log)
-    source_acc = json.loads(newest(pre_dir, "version_*/validate_metrics.json").read_text())["metrics"]["val/acc"]
+    source_acc = json.loads(newest(pre_dir, "*/version_*/validate_metrics.json").read_text())["metrics"]["val/acc"]
 
     rows = []
     commands = [f"zoo {shlex.join(pretrain)}"]
@@ -131,9 +131,9 @@ def main() -> None:
             run_dir = work / f"catdog_{n}_{arm.replace(' ', '_')}"
             run_dir.mkdir(exist_ok=True)
             seconds = zoo(fit, run_dir, log)
-            last = newest(run_dir, "version_*/checkpoints/last.ckpt")
+            last = newest(run_dir, "*/version_*/checkpoints/last.ckpt")
             zoo(["test", "--ckpt_path", str(last)], run_dir, log)
-            acc = json.loads(newest(run_dir, "version_*/test_metrics.json").read_text())["metrics"]["test/acc"]
+            acc = json.loads(newest(run_dir, "*/version_*/test_metrics.json").read_text())["metrics"]["test/acc"]
             rows.append((n, arm, acc, seconds))
             commands.append(f"zoo {shlex.join(fit)}")
             write(args, rows, commands, source_acc, pre_time, sources)

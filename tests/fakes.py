@@ -127,6 +127,16 @@ class FirstStepState(L.Callback):
                     "optimizer": trainer.optimizers[0].state_dict()}, self.path)
 
 
+class ZeroWeights(L.Callback):
+    """Zeroes every weight when training starts: a run whose epochs from here on are poor (the hidden units
+    of an MLP stay dead, only the output bias learns), so its best epoch lies before."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        with torch.no_grad():
+            for p in pl_module.parameters():
+                p.zero_()
+
+
 class RecordingLogger(CSVLogger):
     """Lightning's CSV logger, plus every logged value appended at once to ``metrics.jsonl`` (survives SIGKILL)."""
 

@@ -61,7 +61,7 @@ def data_args(root: Path) -> list[str]:
 
 def test_test_metrics_identical_on_one_and_two_processes(tmp_path, data_root):
     zoo("fit", "--model", "LeNetBN", *data_args(data_root), "--trainer.max_epochs", "2", cwd=tmp_path)
-    ckpt = str(next((tmp_path / "lightning_logs").glob("version_0/checkpoints/best.ckpt")))
+    ckpt = str(next((tmp_path / "lightning_logs").glob("LeNetBN-FakeFashionMNIST/version_0/checkpoints/best.ckpt")))
     one = metrics(zoo("test", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path), tmp_path)
     two = metrics(zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)
     assert (one["stage"], two["stage"]) == ("test", "test")
@@ -83,7 +83,7 @@ def test_ddp_fit_checkpoint_loads_in_one_process(tmp_path, data_root):
     out = zoo("fit", "-c", DDP_CPU, "--model", "LeNetBNScratch", *data_args(data_root), "--trainer.max_epochs", "2",
               cwd=tmp_path)
     assert "Trainer.fit` stopped: `max_epochs=2` reached" in out.stderr
-    ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = tmp_path / "lightning_logs" / "LeNetBNScratch-FakeFashionMNIST" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     # 249 training samples over 2 ranks in batches of 16: 8 steps per epoch on each rank
     assert state["global_step"] == 16 and state["epoch"] == 1
@@ -123,7 +123,8 @@ def test_two_nodes_with_torchrun_on_loopback(tmp_path, data_root):
         procs.append((cmd, env))
     outputs = run_together(procs, tmp_path)
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in "".join(outputs)
-    state = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    state = torch.load(tmp_path / "lightning_logs" / "LeNet-FakeFashionMNIST" / "version_0" / "checkpoints" / "last.ckpt",
+                       weights_only=True)
     assert state["global_step"] == 8  # 249 samples / 2 ranks / batches of 16, one epoch
 
 
@@ -143,8 +144,9 @@ def test_srun_tasks_under_slurm_environment(tmp_path, data_root):
         procs.append((cmd, env))
     outputs = run_together(procs, tmp_path)
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in "".join(outputs)
-    # under SLURM, Lightning names the run after the job
-    state = torch.load(tmp_path / "lightning_logs" / "version_4242" / "checkpoints" / "last.ckpt", weights_only=True)
+    # under SLURM, the run's version is the job's id
+    run = tmp_path / "lightning_logs" / "SoftmaxRegression-FakeFashionMNIST" / "version_4242"
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 8
 
 
@@ -194,7 +196,7 @@ def test_predict_on_two_processes_writes_every_file_once_with_its_own_prediction
     folder.mkdir()
     for i, image in enumerate(mnist_like_arrays()["t10k-images-idx3-ubyte"][:13]):
         Image.fromarray(image).save(folder / f"{i:02d}.png")
-    ckpt = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    ckpt = str(tmp_path / "lightning_logs" / "MLP-FakeFashionMNIST" / "version_0" / "checkpoints" / "last.ckpt")
     one = _predictions(zoo("predict", "--ckpt_path", ckpt, "--data.predict_path", str(folder),
                            "--trainer.devices", "1", cwd=tmp_path))
     two = _predictions(zoo("predict", "-c", DDP_CPU, "--ckpt_path", ckpt, "--data.predict_path", str(folder),

@@ -30,7 +30,7 @@ def test_tensorboard_logs_scalars_hparams_images(fake_fashion):
     root, _ = fake_fashion
     common = ["-c", str(CONFIGS / "softmax_fashion_mnist.yaml"), "--data.root", str(root), "--data.val_size", "50"]
     fit = cli("fit", *common, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1")
-    assert Path(fit.trainer.logger.log_dir).parent == Path("lightning_logs").resolve()
+    assert Path(fit.trainer.logger.log_dir) == Path("lightning_logs/SoftmaxRegression-FashionMNIST/version_0").resolve()
     events = EventAccumulator(str(_event_file(fit)), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
@@ -48,7 +48,8 @@ def test_tensorboard_logs_scalars_hparams_images(fake_fashion):
     assert grid.width > 200
 
     test = cli("test", *common, "--ckpt_path", "best")
-    events = EventAccumulator(str(_event_file(test)), size_guidance={"images": 0})
+    assert test.trainer.logger.log_dir == fit.trainer.logger.log_dir  # the test of the run's checkpoint: in its folder
+    events = EventAccumulator(test.trainer.logger.log_dir, size_guidance={"images": 0})
     events.Reload()
     assert {"test/loss", "test/acc", "test/samples", "hp/test_acc"} <= set(events.Tags()["scalars"])
     (matrix,) = events.Images("test/confusion_matrix")
@@ -90,7 +91,7 @@ def test_ckpt_best_picks_the_run_of_the_same_model(fake_fashion, capsys):
     cli("fit", "-c", str(CONFIGS / "linreg_synthetic.yaml"), "--trainer.max_epochs", "1")  # a newer run of another model
     run = cli("test", "--model", "SoftmaxRegression", "--data", "FashionMNIST", "--data.root", str(root),
               "--ckpt_path", "best")
-    assert "version_0" in run.config.test.ckpt_path
+    assert Path(run.config.test.ckpt_path) == Path("lightning_logs/SoftmaxRegression-FashionMNIST/version_0/checkpoints/best.ckpt")
     from zoo_common import ConfigError
 
     with pytest.raises(ConfigError, match="no best.ckpt of SoftmaxRegression of SyntheticPoints"):

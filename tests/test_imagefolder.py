@@ -384,7 +384,8 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
     cli_main(["fit", "--model", "SoftmaxRegression", "--data", "ImageFolder", "--data.root", str(root),
               "--data.image_size", "8", "--data.crop_size", "8", "--data.val_size", "2",
               "--trainer.max_epochs", "1", *QUIET])
-    ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "best.ckpt"
+    folder = tmp_path / "lightning_logs" / "SoftmaxRegression-ImageFolder" / "version_0"
+    ckpt = folder / "checkpoints" / "best.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert saved["datamodule_hyper_parameters"]["classes"] == ["blue", "red"]  # resolved from the folders
     # a class folder added since: the checkpoint's classes still hold
@@ -397,7 +398,7 @@ def test_fit_test_and_predict_name_the_classes_from_the_checkpoint(tree, tmp_pat
     save(solid((250, 10, 10)), shots / "a.png")
     save(solid((10, 10, 250), (30, 50)), shots / "b.jpg")
     cli_main(["predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(shots), *QUIET])
-    out = next((tmp_path / "lightning_logs").glob("version_*/predictions.csv"))
+    out = folder / "predictions.csv"  # in the run whose checkpoint predicted
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert {Path(r["file"]).name for r in rows} == {"a.png", "b.jpg"}
@@ -419,13 +420,10 @@ def test_ddp_two_processes_count_every_evaluation_sample_once(tree, tmp_path):
             "--data.cache_dir", str(tmp_path / "cache")]
     out = zoo("fit", "-c", DDP_CPU, *data, "--trainer.max_epochs", "1", cwd=tmp_path)
     assert out.stderr.count("ImageFolder: decoding") == 2  # train/ and test/, once (prepare_data, one rank)
-    ckpt = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
-    zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
-    two = metrics(tmp_path, "validate")
-    zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path)
-    one = metrics(tmp_path, "validate")
+    ckpt = str(tmp_path / "lightning_logs" / "SoftmaxRegression-ImageFolder" / "version_0" / "checkpoints" / "last.ckpt")
+    two = metrics(zoo("validate", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)
+    one = metrics(zoo("validate", "--ckpt_path", ckpt, "--trainer.devices", "1", cwd=tmp_path), tmp_path)
     assert (two["world_size"], one["world_size"]) == (2, 1)
     assert two["metrics"]["val/samples"] == one["metrics"]["val/samples"] == 5
     assert two["metrics"]["val/acc"] == pytest.approx(one["metrics"]["val/acc"], abs=1e-6)
-    zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path)
-    assert metrics(tmp_path, "test")["metrics"]["test/samples"] == 17
+    assert metrics(zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)["metrics"]["test/samples"] == 17

@@ -102,7 +102,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, 
     run = tmp_path / "killed"
     run.mkdir()
     proc = start(fit_args(data_root, 2), run)
-    ckpt = run / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = run / "lightning_logs" / "LeNet-FakeFashionMNIST" / "version_0" / "checkpoints" / "last.ckpt"
     step = wait_for_step(ckpt, proc, at_least=5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -113,7 +113,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, 
     out = subprocess.run([sys.executable, "-m", "zoo.cli", *fit_args(data_root, 2), "--ckpt_path", "last",
                           *FIRST_STEP], cwd=run, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"--ckpt_path last: {Path('lightning_logs/version_0/checkpoints/last.ckpt')}" in out.stderr
+    assert f"--ckpt_path last: {Path('lightning_logs/LeNet-FakeFashionMNIST/version_0/checkpoints/last.ckpt')}" in out.stderr
     assert "not resumable" not in out.stderr  # Lightning's warning for loaders that restart their epoch
     assert_first_step_starts_from(saved, run)
     got = final(run)
@@ -134,7 +134,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_from_it(tmp_path, data_r
                          cwd=tmp_path, env=ENV, capture_output=True, text=True)
     assert out.returncode == 143, out.stderr[-3000:]
     assert "stopped by SIGTERM" in out.stderr
-    ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = tmp_path / "lightning_logs" / "LeNet-FakeFashionMNIST" / "version_0" / "checkpoints" / "last.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert saved["global_step"] == 8
     assert "last.ckpt at step 8; resume with --ckpt_path last" in out.stderr
@@ -243,7 +243,7 @@ def test_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(t
                           "--trainer.max_epochs", "5", "--checkpoint_every_n_steps", "5", *QUIET], capsys)
     assert code == 2 and "the training loss became" in out and "at step" in out
     assert "the last good checkpoint is" in out
-    ckpt = next(Path("lightning_logs").glob("version_*/checkpoints/last.ckpt"))
+    ckpt = Path("lightning_logs/LinearRegression-SyntheticPoints/version_0/checkpoints/last.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values())
 

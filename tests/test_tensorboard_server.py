@@ -26,6 +26,9 @@ def _get(url: str):
         return json.loads(response.read())
 
 
+RUN = "SoftmaxRegression-FashionMNIST/version_0"  # TensorBoard names a run by its folder under --logdir
+
+
 def test_tensorboard_serves_the_scalars_of_a_run(fake_fashion, tmp_path):
     root, _ = fake_fashion
     run = cli("fit", "-c", str(CONFIGS / "softmax_fashion_mnist.yaml"), "--data.root", str(root),
@@ -39,20 +42,20 @@ def test_tensorboard_serves_the_scalars_of_a_run(fake_fashion, tmp_path):
         deadline = time.monotonic() + 90
         while True:  # bounded wait for the server and its first scan of the logs
             try:
-                if "version_0" in _get(f"{base}/data/runs"):
+                if RUN in _get(f"{base}/data/runs"):
                     break
             except OSError:
                 pass
             assert time.monotonic() < deadline and server.poll() is None, server.stderr.read() if server.poll() else "timeout"
             time.sleep(0.5)
-        tags = _get(f"{base}/data/plugin/scalars/tags")["version_0"]
+        tags = _get(f"{base}/data/plugin/scalars/tags")[RUN]
         assert {"val/acc", "val/loss", "train/loss", "train/acc"} <= set(tags)
-        query = urllib.parse.urlencode({"run": "version_0", "tag": "val/acc"})
+        query = urllib.parse.urlencode({"run": RUN, "tag": "val/acc"})
         served = _get(f"{base}/data/plugin/scalars/scalars?{query}")  # [[wall_time, step, value], ...]
     finally:
         server.terminate()
         server.wait(timeout=30)
-    events = EventAccumulator(str(next((logdir / "version_0").glob("events.out.tfevents.*"))))
+    events = EventAccumulator(str(next((logdir / RUN).glob("events.out.tfevents.*"))))
     events.Reload()
     written = [(e.step, e.value) for e in events.Scalars("val/acc")]
     assert [(step, value) for _, step, value in served] == written

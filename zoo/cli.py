@@ -33,7 +33,6 @@ def _quiet() -> None:
     for message in (r".*isinstance\(treespec, LeafSpec\).*",  # raised inside Lightning on torch 2.14
                     r".*does not have many workers.*",  # the zoo's loaders slice tensors; workers only add overhead
                     r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",  # its replacement is private
-                    r"The dirpath has changed from",  # evaluation restores callback state into a new log folder
                     r"Couldn't infer the batch indices"):  # predict batches carry their own (PredictionsCSV)
         warnings.filterwarnings("ignore", message=message)
 
@@ -65,6 +64,12 @@ class ZooCLI(LightningCLI):
         checks.check_device(config.trainer)
         checks.check_optimizer(config)
         checks.prepare_weights(config)
+        if self.subcommand == "fit" and config.get("ckpt_path"):
+            runs.check_not_finished(config.ckpt_path, config.trainer)
+        runs.place_logger(config, self.subcommand)
+        if self.subcommand in ("validate", "test", "predict"):
+            # a checkpoint from outside any run: evaluation writes no checkpoint, its best-checkpoint state is moot
+            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
         self.trainer_defaults["callbacks"] = defaults.callbacks(config)  # rebuilt per run, from its options
 
     def instantiate_trainer(self, **kwargs):
@@ -105,7 +110,7 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
     return ZooCLI(
         ZooModule, InMemoryDataModule, subclass_mode_model=True, subclass_mode_data=True, seed_everything_default=0,
         trainer_defaults={"plugins": defaults.PLUGINS},
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=defaults.SaveRunConfig, save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in arguments.SUBCOMMANDS},
                        "description": "The d2l model zoo. `zoo list` lists the models and DataModules."},
         args=args, run=run,

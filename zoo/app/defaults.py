@@ -7,16 +7,19 @@ import os
 from jsonargparse import lazy_instance
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from zoo.app import runs
 from zoo.app.predictions import PredictionsCSV
 from zoo.training import callbacks as cb
 
 
 def logger() -> TensorBoardLogger:
-    """Lightning's default logger (named after the job under SLURM), less the placeholder hp_metric:
+    """Lightning's default logger (the version named after the job under SLURM), less the placeholder hp_metric:
     HparamsWithMetrics writes the real results. A new lazy instance per parser: runs never share one.
-    In the working directory, as Lightning's own (an absolute path: where it was started, whatever follows)."""
+    In the working directory, as Lightning's own (an absolute path: where it was started, whatever follows);
+    ``runs.place_logger`` names the run's folder."""
     return lazy_instance(TensorBoardLogger, save_dir=os.getcwd(), version=SLURMEnvironment.job_id(), default_hp_metric=False)
 
 
@@ -28,9 +31,35 @@ def callbacks(config) -> list[Callback]:
     """What every run shows and keeps, in this order (the best/last checkpoints come from the model's
     ``configure_callbacks``; Lightning runs checkpoint callbacks last)."""
     monitors = [cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
-                cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps), PredictionsCSV()]
+                cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps), PredictionsCSV(),
+                runs.RemoveEmptyRun()]
     if config.trainer.get("logger") is not False:
         monitors.append(LearningRateMonitor(logging_interval="epoch"))
     if config.trainer.get("enable_progress_bar") is not False:
         monitors.append(cb.ProgressBar())
     return monitors
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """``config.yaml`` in the run's folder: when training starts; for an evaluation or a prediction, at its end
+    and only in a new folder (a run's own config stays as it trained), so a command that fails makes none."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
+    def _after(self, trainer, pl_module) -> None:
+        stage = trainer.state.fn.value
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        if log_dir is not None and not os.path.isfile(os.path.join(log_dir, self.config_filename)):
+            super().setup(trainer, pl_module, stage)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "validate":
+            self._after(trainer, pl_module)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._after(trainer, pl_module)
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self._after(trainer, pl_module)

@@ -10,6 +10,7 @@ from typing import NoReturn
 from jsonargparse import ArgumentError
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from zoo.app.runs import RunFinished
 from zoo_common import ZooError
 
 
@@ -74,6 +75,9 @@ def parse_error(message: str) -> str:
 def exit_with_one_line(error: BaseException) -> NoReturn:
     """Bad input (jsonargparse's reports, the zoo's errors): one line, exit 2; SIGTERM: 143; anything else: 1.
     ``ZOO_TRACEBACK=1`` raises the error instead, with its trace."""
+    if isinstance(error, RunFinished):  # nothing to do is no failure
+        print(error)
+        raise SystemExit(0)
     if isinstance(error, SIGTERMException):
         message, code = "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143
     elif isinstance(error, ArgumentError):

@@ -1,4 +1,4 @@
-"""Finding a run's checkpoints again from a new process.
+"""Runs: their folders, finding their checkpoints again from a new process, their metrics JSON.
 
 Lightning resolves ``ckpt_path="best"``/``"last"`` only inside the process
 that trained; ``zoo test --ckpt_path best`` should find the newest earlier run
@@ -8,10 +8,12 @@ of the same model on the same data instead.
 from __future__ import annotations
 
 import json
-import re
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import yaml
 from lightning.pytorch.utilities import rank_zero_info
@@ -21,9 +23,24 @@ from zoo_common import atomic_write
 LOG_DIR = "lightning_logs"
 
 
-def _version(path: Path) -> int:
-    match = re.fullmatch(r"version_(\d+)", path.name)
-    return int(match.group(1)) if match else -1
+def run_folder(ckpt: str | Path) -> Path | None:
+    """The run a checkpoint belongs to (``.../<name>/version_N`` holding ``checkpoints/`` and ``config.yaml``),
+    or None for a checkpoint kept anywhere else."""
+    ckpt = Path(ckpt).resolve()
+    run = ckpt.parent.parent
+    if ckpt.parent.name == "checkpoints" and (run / "config.yaml").is_file():
+        return run
+    return None
+
+
+def _runs(root: str | Path) -> list[Path]:
+    """Every run under ``<root>/lightning_logs``: ``<Model>-<Data>/version_N``, and the older ``version_N``."""
+    logs = Path(root) / LOG_DIR
+    return [run for run in (*logs.glob("*/version_*"), *logs.glob("version_*")) if (run / "checkpoints").is_dir()]
+
+
+def _last_written(run: Path) -> int:
+    return max((f.stat().st_mtime_ns for f in (run / "checkpoints").iterdir()), default=0)
 
 
 def _run_classes(run: Path) -> tuple[str | None, str | None]:
@@ -43,9 +60,8 @@ def _same_class(a: str | None, b: str | None) -> bool:
 def find_checkpoint(
     which: str, root: str | Path = ".", model: str | None = None, data: str | None = None
 ) -> Path | None:
-    """The newest ``<root>/lightning_logs/version_N/checkpoints/<which>.ckpt`` of a run of this model and data."""
-    runs = sorted((Path(root) / LOG_DIR).glob("version_*"), key=_version, reverse=True)
-    for run in runs:
+    """``<which>.ckpt`` of the run of this model and data under ``<root>/lightning_logs`` that wrote a checkpoint last."""
+    for run in sorted(_runs(root), key=_last_written, reverse=True):
         ckpt = run / "checkpoints" / f"{which}.ckpt"
         if not ckpt.is_file():
             continue
@@ -53,6 +69,78 @@ def find_checkpoint(
         if _same_class(model, run_model) and _same_class(data, run_data):
             return ckpt
     return None
+
+
+class RunFinished(Exception):
+    """``zoo fit --ckpt_path`` of a run that has already reached its end: nothing to train (exit status 0)."""
+
+
+def _short(class_path: str) -> str:
+    return str(class_path).rsplit(".", 1)[-1]
+
+
+def place_logger(config, subcommand: str | None) -> None:
+    """Where the TensorBoard logger writes: into the run a checkpoint belongs to (a resumed or continued
+    run, and the evaluation of a run's checkpoint), else into a new ``lightning_logs/<Model>-<Data>/version_N``.
+
+    A resumed run's TensorBoard writer purges what the run logged after its checkpoint (the resumed run
+    logs those steps again), so the curves go on without duplicated steps.
+    """
+    logger = config.trainer.get("logger")
+    if not (hasattr(logger, "init_args") and _short(logger.get("class_path", "")) == "TensorBoardLogger"):
+        return  # another logger, or none: the user's choice
+    args = logger.init_args
+    ckpt = config.get("ckpt_path")
+    run = run_folder(ckpt) if ckpt else None
+    if run is None:
+        if args.get("name") == LOG_DIR and config.get("model") and config.get("data"):  # Lightning's default name
+            args.save_dir = str(Path(args.save_dir or ".") / LOG_DIR)
+            args.name = f"{_short(config.model.class_path)}-{_short(config.data.class_path)}"
+        return
+    args.save_dir, args.name, args.version = str(run.parent.parent), run.parent.name, run.name
+    if subcommand == "fit":
+        # the first step the resumed run logs (a checkpoint is written after its step's optimizer step)
+        args.purge_step = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step", 0))
+
+
+def check_not_finished(ckpt: str, trainer) -> None:
+    """``zoo fit --ckpt_path`` of a run that already trained its ``max_epochs`` (or ``max_steps``) stops here,
+    before any folder is made, with how to train longer."""
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps") or -1
+    if max_epochs is None and max_steps == -1:
+        max_epochs = 1000  # Lightning's default when neither is given
+    steps = checkpoint.get("global_step", 0)
+    if max_steps > 0 and steps >= max_steps:
+        raise RunFinished(f"{ckpt} has finished: it trained {steps} of --trainer.max_steps {max_steps} steps; "
+                          f"to train longer, pass a larger --trainer.max_steps (e.g. {2 * max_steps})")
+    if max_epochs is not None and epochs is not None and epochs >= max_epochs:
+        raise RunFinished(f"{ckpt} has finished: it trained {epochs} of --trainer.max_epochs {max_epochs} epochs; "
+                          f"to train longer, pass a larger --trainer.max_epochs (e.g. {2 * max_epochs})")
+
+
+class RemoveEmptyRun(L.Callback):
+    """A command that fails before it has trained a step or written a result leaves no run folder behind
+    (Lightning makes the logger's folder when the command starts). Only what this command made is removed."""
+
+    RESULTS = ("checkpoints", "test_metrics.json", "validate_metrics.json", "predictions.csv")
+
+    def __init__(self) -> None:
+        self.started = time.time()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        log_dir = getattr(trainer.logger, "log_dir", None)  # none for fast_dev_run's stand-in logger
+        if trainer.global_rank != 0 or not log_dir or trainer.global_step > 0:
+            return
+        folder = Path(log_dir)
+        if not folder.is_dir() or any((folder / name).exists() for name in self.RESULTS):
+            return
+        if all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*")):  # nothing older than this command
+            shutil.rmtree(folder)
+            for parent in (folder.parent, folder.parent.parent):  # <Model>-<Data>/ and lightning_logs/, if now empty
+                if LOG_DIR in parent.parts and not any(parent.iterdir()):
+                    parent.rmdir()
 
 
 def read_hparams(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from rich.progress import ProgressColumn
 from rich.text import Text
+from torch.utils.tensorboard.summary import hparams
 
 from zoo.training.images import labelled_grid
 from zoo_common import NonFiniteLossError
@@ -116,33 +117,84 @@ def _flat(prefix: str, value, out: dict) -> None:
 
 
 class HparamsWithMetrics(L.Callback):
-    """At the end of fit or test, the run's hyperparameters with its final metrics, for TensorBoard's HPARAMS tab."""
+    """The run's row in TensorBoard's HPARAMS tab: first what tells runs apart (model, data, optimizer, learning
+    rate, batch size), then the settings that are on (0, False and None left out); as metrics the epochs
+    trained, the best validation score, the last epoch's values, and the test result of ``zoo test``.
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, metrics: dict[str, float]) -> None:
+    TensorBoard keeps the first hyperparameters a run folder gets: they are written once, when the run starts,
+    naming every metric the run will have; the metrics are scalars written as they become known.
+    """
+
+    def __init__(self) -> None:
+        self.loaded: dict = {}  # of the checkpoint an evaluation restores: its step and best score
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        scores = [s.get("best_model_score") for s in checkpoint.get("callbacks", {}).values() if isinstance(s, dict)]
+        best = next((float(b) for b in scores if b is not None), None)
+        self.loaded = {"step": int(checkpoint.get("global_step", 0)), "best": best}
+
+    @staticmethod
+    def _names(pl_module: L.LightningModule) -> tuple[str, list[str]]:
+        monitor = getattr(pl_module, "monitor", "val/loss")
+        stats = ("acc", "loss") if hasattr(pl_module, "acc") else ("loss",)
+        best = f"hp/best_{monitor.replace('/', '_')}"
+        return best, ["hp/epochs", best, *(f"hp/{stage}_{s}" for stage in ("test", "val", "train") for s in stats)]
+
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> TensorBoardLogger | None:
+        """The run's hyperparameters, unless it goes on in its own folder (resumed, or its checkpoint evaluated);
+        the logger where this call starts them."""
         logger = tensorboard(trainer)
-        if logger is None or trainer.global_rank != 0 or not metrics:
-            return
+        if logger is None or trainer.global_rank != 0:
+            return None
+        if trainer.ckpt_path and Path(trainer.ckpt_path).resolve().parent.parent == Path(logger.log_dir).resolve():
+            return None
         params: dict = {"model": type(pl_module).__name__}
-        _flat("model/", dict(pl_module.hparams), params)
         if trainer.datamodule is not None:
             params["data"] = type(trainer.datamodule).__name__
-            _flat("data/", dict(trainer.datamodule.hparams), params)
-        for i, group in enumerate(trainer.optimizers[0].param_groups if trainer.optimizers else []):
-            params[f"optimizer/lr{i or ''}"] = group["lr"]
         if trainer.optimizers:
             params["optimizer"] = type(trainer.optimizers[0]).__name__
-        params = {k: v for k, v in params.items() if not k.endswith("_instantiator")}
-        logger.log_hyperparams(params, metrics={f"hp/{k.replace('/', '_')}": v for k, v in metrics.items()})
+            for i, group in enumerate(trainer.optimizers[0].param_groups):
+                params[f"optimizer/lr{i or ''}"] = group["lr"]
+        settings: dict = {}
+        _flat("model/", dict(pl_module.hparams), settings)
+        if trainer.datamodule is not None:
+            _flat("data/", dict(trainer.datamodule.hparams), settings)
+            if "data/batch_size" in settings:
+                params["data/batch_size"] = settings.pop("data/batch_size")
+        params |= {k: v for k, v in settings.items()
+                   if not k.rsplit("/", 1)[-1].startswith("_") and v not in (0, False, "None", "")}
+        logger.log_hyperparams(params)  # hparams.yaml
+        for summary in hparams(params, dict.fromkeys(self._names(pl_module)[1], 0.0)):
+            logger.experiment.file_writer.add_summary(summary)
+        return logger
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, pl_module)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._start(trainer, pl_module) is not None and self.loaded.get("best") is not None:
+            # a checkpoint from outside any run: its row gets the best validation score the checkpoint holds
+            tensorboard(trainer).log_metrics({self._names(pl_module)[0]: self.loaded["best"]}, self.loaded["step"])
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/"))}
+        logger = tensorboard(trainer)
+        if logger is None or trainer.global_rank != 0:
+            return
+        best_name, names = self._names(pl_module)
+        metrics = {f"hp/{k.replace('/', '_')}": v.item() for k, v in trainer.callback_metrics.items()}
+        metrics = {k: v for k, v in metrics.items() if k in names}
+        metrics["hp/epochs"] = trainer.current_epoch
         best = trainer.checkpoint_callback
         if best is not None and best.best_model_score is not None:
-            metrics[f"best_{best.monitor}"] = best.best_model_score.item()
-        self._log(trainer, pl_module, metrics)
+            metrics[best_name] = best.best_model_score.item()
+        logger.log_metrics(metrics, trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log(trainer, pl_module, {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        logger = tensorboard(trainer)
+        if logger is None or trainer.global_rank != 0:
+            return
+        metrics = {f"hp/{k.replace('/', '_')}": v.item() for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        logger.log_metrics({k: v for k, v in metrics.items() if k in self._names(pl_module)[1]}, self.loaded.get("step", 0))
 
 
 class AverageRate(ProgressColumn):
