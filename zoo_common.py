@@ -67,6 +67,11 @@ def _get(table: dict[str, type], kind: str, name: str) -> type:
         raise KeyError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}") from None
 
 
+def class_name(class_path: str | None) -> str | None:
+    """``zoo.models.lenet.LeNet`` -> ``LeNet`` (the name the registry and the command line use)."""
+    return class_path.rsplit(".", 1)[-1] if class_path else None
+
+
 def list_models() -> list[str]:
     return sorted(_MODELS)
 

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from zoo.app.names import check_names, named_classes
 from zoo.app.runs import find_checkpoint, read_hparams
-from zoo_common import ConfigError
+from zoo_common import ConfigError, class_name
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -43,10 +43,6 @@ def choices_first(args: list[str]) -> list[str]:
     return args
 
 
-def _short(class_path: str | None) -> str | None:
-    return class_path.rsplit(".", 1)[-1] if class_path else None
-
-
 def with_checkpoint(args: list[str]) -> list[str]:
     """``--ckpt_path best|last`` becomes the newest such file of this model and data; model and data left out
     come from the checkpoint (its options too for the data; LightningCLI reloads the model's itself)."""
@@ -59,7 +55,7 @@ def with_checkpoint(args: list[str]) -> list[str]:
     if path in ("best", "last"):
         root = _option(args, "--trainer.default_root_dir")[1] or "."
         found = find_checkpoint(path, root, model, data)
-        what = " of ".join(filter(None, [_short(model), _short(data)])) or "any run"
+        what = " of ".join(filter(None, [class_name(model), class_name(data)])) or "any run"
         if found is None and subcommand == "fit" and path == "last":
             rank_zero_info("--ckpt_path last: no earlier checkpoint of this run, starting from scratch")
             return args[:i] + args[i + (1 if "=" in args[i] else 2) :]
@@ -76,9 +72,9 @@ def with_checkpoint(args: list[str]) -> list[str]:
     except Exception as e:  # noqa: BLE001 (any unreadable file: say which and why)
         raise ConfigError(f"--ckpt_path {path}: not a readable checkpoint ({type(e).__name__}: "
                           f"{(str(e).splitlines() or [''])[0]}); give a .ckpt file written by `zoo fit`") from None
-    saved = _short(model_hp.get("_class_path"))
-    if saved and model and saved != _short(model):
-        raise ConfigError(f"--ckpt_path {path} holds a {saved}, but the model chosen is {_short(model)}: "
+    saved = class_name(model_hp.get("_class_path"))
+    if saved and model and saved != class_name(model):
+        raise ConfigError(f"--ckpt_path {path} holds a {saved}, but the model chosen is {class_name(model)}: "
                           f"leave --model out (the checkpoint names its model) or pass --model {saved}")
     first = args.index(subcommand) + 1 if subcommand else 0
     extra = []

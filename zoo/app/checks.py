@@ -13,7 +13,7 @@ from zoo.app.names import import_class
 from zoo.app.runs import read_hparams
 from zoo.training.finetune import torchvision_weights
 from zoo.training.module import ZooModule
-from zoo_common import ConfigError, InputShapeError
+from zoo_common import ConfigError, InputShapeError, class_name
 
 
 def check_device(trainer) -> None:
@@ -32,7 +32,7 @@ def check_optimizer(config) -> None:
     try:
         instantiate_class([torch.zeros(1, requires_grad=True)], config.optimizer)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"--optimizer {config.optimizer.class_path.rsplit('.', 1)[-1]}: {e}") from None
+        raise ConfigError(f"--optimizer {class_name(config.optimizer.class_path)}: {e}") from None
 
 
 def check_inputs(model, datamodule) -> None:
@@ -68,10 +68,10 @@ def prepare_weights(config) -> None:
         rank_zero_info(f"--ckpt_path given: not loading --model.weights {model_args.weights}")
         model_args.weights = None
         return
-    model = config.model.class_path.rsplit(".", 1)[-1]
+    model = class_name(config.model.class_path)
     if Path(model_args.weights).is_file():
         try:
-            saved = read_hparams(model_args.weights)[0].get("_class_path", "").rsplit(".", 1)[-1]
+            saved = class_name(read_hparams(model_args.weights)[0].get("_class_path"))
         except Exception:  # noqa: BLE001 (a plain state dict, or no file of ours: the loader says what is wrong)
             saved = ""
         if saved and saved != model:

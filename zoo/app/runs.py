@@ -18,7 +18,7 @@ import torch
 import yaml
 from lightning.pytorch.utilities import rank_zero_info
 
-from zoo_common import atomic_write
+from zoo_common import atomic_write, class_name
 
 LOG_DIR = "lightning_logs"
 
@@ -54,7 +54,7 @@ def _run_classes(run: Path) -> tuple[str | None, str | None]:
 
 def _same_class(a: str | None, b: str | None) -> bool:
     # "zoo.LeNet" and "zoo.lenet.LeNet" name the same class
-    return a is None or b is None or a.rsplit(".", 1)[-1] == b.rsplit(".", 1)[-1]
+    return a is None or b is None or class_name(a) == class_name(b)
 
 
 def find_checkpoint(
@@ -75,10 +75,6 @@ class RunFinished(Exception):
     """``zoo fit --ckpt_path`` of a run that has already reached its end: nothing to train (exit status 0)."""
 
 
-def _short(class_path: str) -> str:
-    return str(class_path).rsplit(".", 1)[-1]
-
-
 def place_logger(config, subcommand: str | None) -> None:
     """Where the TensorBoard logger writes: into the run a checkpoint belongs to (a resumed or continued
     run, and the evaluation of a run's checkpoint), else into a new ``lightning_logs/<Model>-<Data>/version_N``.
@@ -87,7 +83,7 @@ def place_logger(config, subcommand: str | None) -> None:
     logs those steps again), so the curves go on without duplicated steps.
     """
     logger = config.trainer.get("logger")
-    if not (hasattr(logger, "init_args") and _short(logger.get("class_path", "")) == "TensorBoardLogger"):
+    if not (hasattr(logger, "init_args") and class_name(logger.get("class_path", "")) == "TensorBoardLogger"):
         return  # another logger, or none: the user's choice
     args = logger.init_args
     ckpt = config.get("ckpt_path")
@@ -95,18 +91,18 @@ def place_logger(config, subcommand: str | None) -> None:
     if run is None:
         if args.get("name") == LOG_DIR and config.get("model") and config.get("data"):  # Lightning's default name
             args.save_dir = str(Path(args.save_dir or ".") / LOG_DIR)
-            args.name = f"{_short(config.model.class_path)}-{_short(config.data.class_path)}"
+            args.name = f"{class_name(config.model.class_path)}-{class_name(config.data.class_path)}"
         return
     args.save_dir, args.name, args.version = str(run.parent.parent), run.parent.name, run.name
     if subcommand == "fit":
         # the first step the resumed run logs (a checkpoint is written after its step's optimizer step)
-        args.purge_step = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step", 0))
+        args.purge_step = int(read_checkpoint(ckpt).get("global_step", 0))
 
 
 def check_not_finished(ckpt: str, trainer) -> None:
     """``zoo fit --ckpt_path`` of a run that already trained its ``max_epochs`` (or ``max_steps``) stops here,
     before any folder is made, with how to train longer."""
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(ckpt)
     epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps") or -1
     if max_epochs is None and max_steps == -1:
@@ -143,9 +139,15 @@ class RemoveEmptyRun(L.Callback):
                     parent.rmdir()
 
 
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents for a look before the run: memory-mapped, so its tensors are not read (a resumed
+    fit looks three times: the saved options, whether it has finished, the step its logger resumes at)."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
 def read_hparams(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The model's and the DataModule's saved hyperparameters (each with ``_class_path`` when saved by the CLI)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(path)
     return dict(ckpt.get("hyper_parameters") or {}), dict(ckpt.get("datamodule_hyper_parameters") or {})
 
 

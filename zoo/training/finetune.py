@@ -23,8 +23,8 @@ import torch
 import torchvision.models
 from torch import nn
 
-from zoo.training.identify import class_name, identify
-from zoo_common import ZooError, list_models
+from zoo.training.identify import identify
+from zoo_common import ZooError, class_name, list_models
 
 # zoo model -> torchvision builder whose state dicts fit its network (the weights come from torchvision's registry)
 TORCHVISION_MODELS = {"ResNet18": "resnet18"}

@@ -39,11 +39,6 @@ def _known_layouts() -> list[tuple[str, dict[str, tuple[int, ...]]]]:
     return layouts
 
 
-def class_name(class_path: str | None) -> str | None:
-    """``zoo.models.lenet.LeNet`` -> ``LeNet``."""
-    return class_path.rsplit(".", 1)[-1] if class_path else None
-
-
 def identify(state: dict[str, torch.Tensor]) -> list[str]:
     """The architectures whose tensor names are exactly those of ``state``: zoo model names (``LeNet``) and
     torchvision builders (``torchvision's resnet50``). Where several have these names, those with the most

@@ -30,12 +30,6 @@ def _per_rank(module: L.LightningModule, t: torch.Tensor) -> list[torch.Tensor]:
     return [g.cpu().clone() for g in gathered.unbind(0)]  # each its own storage (set_rng_state needs it)
 
 
-def _rng_state(device: torch.device) -> torch.Tensor:
-    if device.type == "cuda":
-        return torch.cuda.get_rng_state(device)
-    return torch.get_rng_state()
-
-
 def _tensor_states(module: L.LightningModule) -> dict[str, dict[str, torch.Tensor]]:
     return {
         name: {key: value for key, value in m.metric_state.items() if isinstance(value, torch.Tensor)}
@@ -53,7 +47,7 @@ def capture(module: L.LightningModule) -> dict[str, Any]:
     # the CPU generator always (CPU dropout, CPU-side draws); the device's own on a GPU
     rng = {"cpu": _per_rank(module, torch.get_rng_state())}
     if module.device.type == "cuda":
-        rng["cuda"] = _per_rank(module, _rng_state(module.device))
+        rng["cuda"] = _per_rank(module, torch.cuda.get_rng_state(module.device))
     return {"world_size": module.trainer.world_size, "metrics": metrics, "rng": rng}
 
 
