@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -121,7 +122,10 @@ def main(args: ArgsType = None) -> None:
     """The ``zoo`` command: one line and exit 2 for bad input, a message for any failure (ZOO_TRACEBACK=1: the trace)."""
     argv = sys.argv[1:] if args is None else list(args)
     if argv == ["list"] or (len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help")):
-        print(catalogue() if argv == ["list"] else short_help(argv[0]))
+        try:
+            print(catalogue() if argv == ["list"] else short_help(argv[0]))
+        except BrokenPipeError:  # `zoo fit --help | head`: the reader has gone; no traceback for that
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     if argv[-2:] in (["--help", "all"], ["-h", "all"]):
         argv = argv[:-1]
