@@ -149,3 +149,17 @@ class RecordingLogger(CSVLogger):
         values = {k: float(v) for k, v in metrics.items()}
         with path.open("a") as out:
             out.write(json.dumps({"step": step, **values}) + "\n")
+
+
+class LossRecorder(L.Callback):
+    """The training loss of every step, by the step that computed it (``losses[step]``)."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+        self._step = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses[self._step] = float(outputs["loss"])

@@ -8,19 +8,18 @@ from jsonargparse import lazy_instance
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from zoo.app import runs
 from zoo.app.predictions import PredictionsCSV
 from zoo.training import callbacks as cb
 
 
-def logger() -> TensorBoardLogger:
+def logger() -> runs.RunLogger:
     """Lightning's default logger (the version named after the job under SLURM), less the placeholder hp_metric:
     HparamsWithMetrics writes the real results. A new lazy instance per parser: runs never share one.
     In the working directory, as Lightning's own (an absolute path: where it was started, whatever follows);
     ``runs.place_logger`` names the run's folder."""
-    return lazy_instance(TensorBoardLogger, save_dir=os.getcwd(), version=SLURMEnvironment.job_id(), default_hp_metric=False)
+    return lazy_instance(runs.RunLogger, save_dir=os.getcwd(), version=SLURMEnvironment.job_id(), default_hp_metric=False)
 
 
 # checkpoints written beside their destination, then renamed (a trainer plugin)

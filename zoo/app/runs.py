@@ -16,7 +16,8 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from zoo_common import atomic_write, class_name
 
@@ -71,6 +72,32 @@ def find_checkpoint(
     return None
 
 
+def claim_version(root: str | Path) -> int:
+    """The next free ``version_N`` under ``root``, made with ``mkdir`` (which fails if the folder exists), so
+    that runs started at the same moment never share one: whoever loses the race takes the next number."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[8:]) for p in root.glob("version_*") if p.name[8:].isdigit()]
+    version = max(taken, default=-1) + 1
+    while True:
+        try:
+            (root / f"version_{version}").mkdir()
+            return version
+        except FileExistsError:
+            version += 1
+
+
+class RunLogger(TensorBoardLogger):
+    """Lightning's TensorBoard logger with its run folder claimed atomically (Lightning lists the folder and
+    takes the next number, which two runs started together both take). Only the process of global rank 0
+    claims; the others' folder is never written to (Lightning broadcasts rank 0's ``log_dir``)."""
+
+    def _get_next_version(self) -> int:
+        if rank_zero_only.rank != 0:
+            return super()._get_next_version()
+        return claim_version(self.root_dir)
+
+
 class RunFinished(Exception):
     """``zoo fit --ckpt_path`` of a run that has already reached its end: nothing to train (exit status 0)."""
 
@@ -83,7 +110,7 @@ def place_logger(config, subcommand: str | None) -> None:
     logs those steps again), so the curves go on without duplicated steps.
     """
     logger = config.trainer.get("logger")
-    if not (hasattr(logger, "init_args") and class_name(logger.get("class_path", "")) == "TensorBoardLogger"):
+    if not (hasattr(logger, "init_args") and class_name(logger.get("class_path", "")) in ("TensorBoardLogger", "RunLogger")):
         return  # another logger, or none: the user's choice
     args = logger.init_args
     ckpt = config.get("ckpt_path")

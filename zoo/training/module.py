@@ -96,7 +96,10 @@ class ZooModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.model_step(batch, "train")
-        if self.global_step % self.trainer.log_every_n_steps == 0:  # only the steps the logger writes
+        # Only at the steps Lightning writes (it writes step s when s + 1 is a multiple of log_every_n_steps,
+        # or when training stops), so the point plotted at step s is step s's loss.
+        every = self.trainer.log_every_n_steps
+        if every and ((self.global_step + 1) % every == 0 or self.trainer.should_stop):
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
