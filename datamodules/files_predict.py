@@ -10,18 +10,23 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from datamodules.files import DatasetError
+from datamodules.listing import printable, scan
 
 
 def list_images(path: str | Path) -> list[Path]:
-    """The file itself, or every file in the folder (sorted); a folder with no files is an error."""
+    """The file itself, or every file in the folder (sorted); a folder with no files is an error. Entries that
+    cannot be followed (a symbolic-link loop, a dangling link) are listed too: reading them fails, and
+    ``zoo predict`` names them with the reason."""
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise DatasetError(f"--data.predict_path {path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        raise DatasetError(f"--data.predict_path {printable(path)}: no such file or folder")
+    listing = scan(path)
+    files = sorted([Path(e.path) for e in listing.files] + [Path(p) for p in listing.skipped])
     if not files:
-        raise DatasetError(f"--data.predict_path {path}: the folder holds no files; put PNG or JPEG images in it")
+        raise DatasetError(f"--data.predict_path {printable(path)}: the folder holds no files; put PNG or JPEG "
+                           "images in it")
     return files
 
 
@@ -32,7 +37,7 @@ def read_image(path: Path, channels: int, size: int) -> torch.Tensor:
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DatasetError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+        raise DatasetError(f"{printable(path)}: not a readable image ({e.__class__.__name__}: {e})") from None
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
 

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from datamodules.augment import RandomResizedCrop, center_crop
 from datamodules.files import DatasetError
 from datamodules.image import ImageDataModule
+from datamodules.listing import printable, skipped_text
 from datamodules.image_cache import (
     BadImage,
     CachedSplit,
@@ -165,10 +166,10 @@ class ImageFolder(ImageDataModule):
         self.image_size, self.crop_size, self.strict, self.workers = image_size, crop_size, strict, workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.rrc = RandomResizedCrop(crop_size, scale, ratio) if random_resized_crop else None
+        self.left_out: dict[str, str] = {}
         self.classes = self._resolve_classes(classes)
         # the resolved list travels in the checkpoint's hyperparameters: `zoo test/predict` name the classes from it
         self.hparams["classes"] = list(self.classes)
-        self.left_out: dict[str, str] = {}
 
     # --- the folder ------------------------------------------------------------------------------
 
@@ -181,7 +182,9 @@ class ImageFolder(ImageDataModule):
         if not train.is_dir():
             what = "no such folder" if not self.root_path.is_dir() else "no train/ folder in it"
             raise self._layout_error(f"--data.root {self.root_path}: {what}")
-        found = class_folders(train)
+        skipped: dict[str, str] = {}
+        found = class_folders(train, skipped)
+        self._skip(skipped)
         if not found:
             raise self._layout_error(f"{train} holds no class folders")
         return found
@@ -197,6 +200,13 @@ class ImageFolder(ImageDataModule):
             raise ConfigError(f"--data.classes {list(classes)}: each must be one of the class folders of "
                               f"{self.root_path / 'train'}, once: {found}")
         return tuple(classes)
+
+    def _skip(self, skipped: dict[str, str]) -> None:
+        """Entries of the folder that cannot be used (link loops, names that are not UTF-8): named once, left out."""
+        for path, reason in skipped.items():
+            if path not in self.left_out:
+                rank_zero_warn(skipped_text(path, reason))
+                self.left_out[path] = reason
 
     def _split_dir(self, split: str) -> Path | None:
         folder = self.root_path / split
@@ -219,7 +229,9 @@ class ImageFolder(ImageDataModule):
         if folder is None:
             return None
         self._train_classes()  # the layout's errors before any listing
-        entries = list_split(folder, list(self.classes))
+        skipped: dict[str, str] = {}
+        entries = list_split(folder, list(self.classes), skipped)
+        self._skip(skipped)
         key = cache_key(entries, self.root_path, {"size": self.image_size, "channels": self.in_channels})
         cached = load_cache(self.cache_folder, key)
         if cached is None and build:
@@ -242,9 +254,9 @@ class ImageFolder(ImageDataModule):
         if cached.bad:
             for name, reason in cached.bad.items():
                 if self.strict:
-                    raise DatasetError(f"{self.root_path / name}: {reason} ({len(cached.bad)} such file(s) in "
+                    raise DatasetError(f"{printable(self.root_path / name)}: {reason} ({len(cached.bad)} such file(s) in "
                                        f"{split}/; fix or remove them, or leave --data.strict false to skip them)")
-                rank_zero_warn(f"left out {self.root_path / name}: {reason}")
+                rank_zero_warn(skipped_text(self.root_path / name, reason))
             self.left_out.update({str(self.root_path / n): r for n, r in cached.bad.items()})
             rank_zero_warn(f"ImageFolder: {len(cached.bad)} of {len(cached.files)} files in {split}/ left out "
                            "(named above); --data.strict true makes this an error")
@@ -297,7 +309,7 @@ class ImageFolder(ImageDataModule):
         try:
             return torch.from_numpy(decode(Path(path), self.image_size, self.in_channels).copy())
         except BadImage as e:
-            raise DatasetError(f"{path}: not a readable image ({e})") from None
+            raise DatasetError(f"{printable(path)}: not a readable image ({e})") from None
 
     # the resolved classes also travel in the checkpoint's DataModule state: a changed folder is caught on loading
     def state_dict(self) -> dict:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from datamodules.files import DatasetError
+from datamodules.listing import is_utf8, scan
 from zoo_common import atomic_write
 
 # what Pillow reads that people keep photos in; anything else in a class folder is not an image and is skipped
@@ -48,19 +49,33 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def class_folders(split_dir: Path) -> list[str]:
-    """The sorted names of the (non-hidden) sub-folders of ``split_dir``."""
-    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
+def class_folders(split_dir: Path, skipped: dict[str, str] | None = None) -> list[str]:
+    """The sorted names of the (non-hidden) sub-folders of ``split_dir``. A folder whose name is not UTF-8 is
+    left out (class names go into checkpoints, configs and CSV files as text), into ``skipped`` with why."""
+    names = []
+    listing = scan(split_dir)
+    for entry in listing.folders:
+        if is_utf8(entry.name):
+            names.append(entry.name)
+        elif skipped is not None:
+            skipped[entry.path] = "a class folder whose name is not UTF-8; rename it to use it"
+    if skipped is not None:
+        skipped.update(listing.skipped)
+    return names
 
 
-def list_split(split_dir: Path, classes: list[str]) -> list[FileEntry]:
-    """Every image file of the chosen class folders, sorted by class then name, with its size and mtime."""
+def list_split(split_dir: Path, classes: list[str], skipped: dict[str, str] | None = None) -> list[FileEntry]:
+    """Every image file of the chosen class folders, sorted by class then name, with its size and mtime.
+    Entries that cannot be followed (link loops, dangling links) go into ``skipped`` with why."""
     entries = []
     for label, name in enumerate(classes):
         folder = split_dir / name
         if not folder.is_dir():
             raise DatasetError(f"{folder}: no such class folder; expected {split_dir}/<class>/<images> for every class")
-        files = sorted((e for e in os.scandir(folder) if e.is_file() and is_image_name(e.name)), key=lambda e: e.name)
+        listing = scan(folder)
+        if skipped is not None:
+            skipped.update(listing.skipped)
+        files = [e for e in listing.files if is_image_name(e.name)]
         if not files:
             raise DatasetError(f"{folder}: the class folder holds no image files; put images in it or leave the class "
                                "out with --data.classes")
@@ -74,7 +89,8 @@ def cache_key(entries: list[FileEntry], root: Path, options: dict) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"version": FORMAT_VERSION, **options}, sort_keys=True).encode())
     for e in entries:
-        h.update(f"{e.path.relative_to(root)}\0{e.label}\0{e.size}\0{e.mtime_ns}\n".encode())
+        # os.fsencode: a file name that is not UTF-8 hashes as its own bytes
+        h.update(os.fsencode(f"{e.path.relative_to(root)}\0{e.label}\0{e.size}\0{e.mtime_ns}\n"))
     return h.hexdigest()[:24]
 
 

@@ -73,7 +73,8 @@ def write_predictions(path: Path, index: torch.Tensor, probs: torch.Tensor, data
             writer.writerow([name, classes[k] if k < len(classes) else k, f"{p:.6f}"])
     for bad in getattr(datamodule, "predict_errors", {}):
         writer.writerow([str(bad), "", ""])
-    atomic_write(path, lambda out: out.write(rows.getvalue().encode()))
+    # a file name that is not UTF-8 is written as its own bytes (surrogateescape), so the row names that file
+    atomic_write(path, lambda out: out.write(rows.getvalue().encode("utf-8", "surrogateescape")))
     return inputs
 
 
