@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.results import machine, write_section  # noqa: E402
+from benchmarks.results import add_write_flag, machine, write_section  # noqa: E402
 
 CONFIGS = {"LeNet": "lenet_fashion_mnist.yaml", "ResNet18": "resnet18_fashion_mnist.yaml",
            "LeNetBN": "lenet_bn_fashion_mnist.yaml", "MLP": "mlp_fashion_mnist.yaml"}
@@ -71,6 +71,7 @@ def run_in_terminal(cmd: list[str], cwd: Path) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_write_flag(p)
     p.add_argument("--root", default="../shared/datasets", help="folder holding FashionMNIST/raw/")
     p.add_argument("--model", default="LeNet", choices=sorted(CONFIGS))
     p.add_argument("--lr", type=float, default=0.9, help="as in the model's config")

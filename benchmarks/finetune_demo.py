@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.results import machine, write_section  # noqa: E402
+from benchmarks.results import add_write_flag, machine, write_section  # noqa: E402
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -41,6 +41,7 @@ def newest(cwd: Path, pattern: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_write_flag(parser)
     parser.add_argument("--root", default="../shared/datasets")
     parser.add_argument("--pretrain-epochs", type=int, default=2)
     parser.add_argument("--workdir", default="benchmarks/finetune_runs", help="where the runs write lightning_logs/")

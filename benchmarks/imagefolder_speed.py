@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.results import machine, write_section  # noqa: E402
+from benchmarks.results import add_write_flag, machine, write_section  # noqa: E402
 from datamodules.folder import ImageFolder  # noqa: E402
 from datamodules.image_cache import build_cache, cache_key, list_split  # noqa: E402
 
@@ -128,6 +128,7 @@ def torchvision_epochs(root: Path, classes: list[str], crop: int, batch: int, ep
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_write_flag(parser)
     parser.add_argument("--root", default="../shared/datasets/cifar10-images")
     parser.add_argument("--photos", type=int, default=160, help="photo-sized JPEGs per class (2 classes)")
     parser.add_argument("--epochs", type=int, default=3)

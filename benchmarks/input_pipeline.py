@@ -29,7 +29,7 @@ from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.results import machine, write_section  # noqa: E402
+from benchmarks.results import add_write_flag, machine, write_section  # noqa: E402
 from datamodules import CIFAR10  # noqa: E402
 
 
@@ -56,6 +56,7 @@ def batches_per_second(batches, transform, n: int, warmup: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_write_flag(parser)
     parser.add_argument("--batches", type=int, default=150, help="batches timed per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="alternating measurements of each pipeline")
     parser.add_argument("--batch-size", type=int, default=128)

@@ -11,6 +11,7 @@ average over 20 steps) to ``docs/optimizers.png``; the final accuracies go to ``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import lightning as L
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.results import machine, write_section  # noqa: E402
+from benchmarks.results import add_write_flag, machine, write_section, writing  # noqa: E402
 from zoo.cli import cli_main  # noqa: E402
 
 PRESETS = ["sgd", "sgd_momentum", "rmsprop", "adam"]
@@ -35,9 +36,14 @@ class StepLosses(L.Callback):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_write_flag(parser)
     parser.add_argument("--root", default="../shared/datasets")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--workdir", default="benchmarks/optimizer_runs", help="where the runs write lightning_logs/")
     args = parser.parse_args()
+    args.root = str(Path(args.root).resolve())
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    os.chdir(args.workdir)  # the runs' logs stay out of the user's lightning_logs/
 
     import matplotlib
 
@@ -73,7 +79,7 @@ def main() -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out = REPO / "docs" / "optimizers.png"
+    out = REPO / "docs" / "optimizers.png" if writing() else Path("optimizers.png")
     out.parent.mkdir(exist_ok=True)
     fig.savefig(out, dpi=100)
 

@@ -73,25 +73,29 @@ def settings(config: Path, overrides: list[str]) -> str:
 
 
 def main() -> None:
+    from benchmarks.results import add_write_flag, machine, write_section
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_write_flag(parser)
     parser.add_argument("--root", default="../shared/datasets", help="folder holding FashionMNIST/raw/")
     parser.add_argument("--models", nargs="+", default=["softmax", "mlp", "lenet", "lenet_bn_scratch", "lenet_bn"])
     parser.add_argument("--reduced", action="store_true", help="use the reduced budgets of REDUCED")
     parser.add_argument("--section", default=None, help="RESULTS.md section name (default: from the models)")
+    parser.add_argument("--workdir", default="benchmarks/train_runs", help="where the runs write lightning_logs/")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one config in this process
     args, extra = parser.parse_known_args()
     if args.one:
         print("RESULT " + json.dumps(run_one(args.one, args.root, extra)), flush=True)
         return
 
-    from benchmarks.results import machine, write_section
-
     rows = []
     for name in args.models:
         config = REPO / "configs" / f"{name}_fashion_mnist.yaml"
         overrides = REDUCED.get(name, []) if args.reduced else []
-        cmd = [sys.executable, __file__, "--one", str(config), "--root", args.root, *overrides]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(config), "--root",
+               str(Path(args.root).resolve()), *overrides]
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=args.workdir)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode or not lines:
             sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
