@@ -9,8 +9,11 @@ Standard library only.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -32,6 +35,27 @@ class NonFiniteLossError(ZooError, RuntimeError):
 
 class ConfigError(ZooError, ValueError):
     """An option's value is out of its range."""
+
+
+class DiskFullError(ZooError, OSError):
+    """A write ran out of disk space; nothing half-written was left (exit status 1: not the input's fault)."""
+
+    exit_code = 1
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether a failed write ran out of space: ENOSPC/EDQUOT, or torch.save's own words for it."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("unexpected pos" in text or "file write failed" in text)
+
+
+def free_mb(folder: str | os.PathLike) -> float:
+    try:
+        return shutil.disk_usage(folder).free / 2**20
+    except OSError:
+        return float("nan")
 
 
 # --- registry -------------------------------------------------------------------------------------
@@ -97,26 +121,74 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     The rename is atomic within a filesystem; a temporary file elsewhere (``/tmp``) would make it a copy.
     The file gets the permissions a plain ``open(dest, "w")`` would give (0666 less the umask), not the
     0600 of ``tempfile.mkstemp``, so that others can read checkpoints and results where the umask allows.
+    Temporary files that a killed writer left beside ``dest`` are removed first. A full disk is a
+    ``DiskFullError`` that names the file and the space left.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(dest.parent, f".{dest.name}.")
     fd, tmp = _create_unique(dest)
+    written = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            finally:
+                written = out.tell() if not out.closed else 0
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if disk_full(e):
+            raise DiskFullError(
+                f"the disk is full: writing {dest} stopped after {written / 2**20:.1f} MB, {free_mb(dest.parent):.1f} MB "
+                f"are free in {dest.parent}; free space there, or write elsewhere (runs: --trainer.default_root_dir "
+                "DIR)") from None
         raise
+
+
+def part_name(dest: Path, suffix: str = ".part") -> Path:
+    """A temporary name beside ``dest`` that says who writes it: host and process, so that a later writer can
+    tell a file left by a killed process (removed) from one being written (kept)."""
+    return dest.parent / f".{dest.name}.{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def remove_stale_parts(folder: Path, prefix: str, suffix: str = ".part") -> list[Path]:
+    """Remove the temporary files named by ``part_name`` under ``folder`` whose writer on this host is dead."""
+    removed = []
+    host = socket.gethostname()
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(suffix)]
+    except OSError:
+        return removed
+    for path in candidates:
+        owner = path.name[len(prefix):-len(suffix)].rsplit("-", 2)
+        if len(owner) != 3 or owner[0] != host or not owner[1].isdigit() or _alive(int(owner[1])):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _create_unique(dest: Path) -> tuple[int, Path]:
     """A new, empty temporary file beside ``dest``, created (like ``open``) with mode 0666 less the umask."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+        tmp = part_name(dest)
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:

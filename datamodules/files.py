@@ -172,16 +172,16 @@ def _extract(archive: Path, root: Path) -> None:
 def _missing_message(name: str, where: Path, missing: list[str], looked: list[str], download: bool,
                      tried: list[str], local_copies: Sequence[str], layout: str, urls: Sequence[str],
                      extra_help: str = "") -> str:
-    lines = [f"{name}: missing {len(missing)} file(s) under {where}: {', '.join(missing)}.", "Tried:"]
+    # the first line is the whole story (the command prints only it): what is missing and the ways to provide it
+    ways = [f"point --data.root at {layout}", "run where the network reaches " + (", ".join(urls) or "the dataset's host")]
+    if extra_help:
+        ways.append(extra_help)
+    lines = [f"{name}: missing {len(missing)} file(s) under {where} ({', '.join(missing)}); provide them: "
+             + "; or ".join(ways), "Tried:"]
     lines += [f"  - {place}" for place in looked]
     if not download:
         lines.append("  - no download (download=False)")
     elif tried:
         lines += [f"  - download {t}" for t in tried[:4]]
     lines += [f"  - local copy in {folder}" for folder in local_copies]
-    lines.append("Provide the files in one of these ways:")
-    lines.append(f"  - point --data.root at {layout}")
-    lines.append("  - run where the network reaches " + (", ".join(urls) or "the dataset's host"))
-    if extra_help:
-        lines.append("  - " + extra_help)
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from datamodules.files import DatasetError
 from datamodules.listing import is_utf8, scan
-from zoo_common import atomic_write
+from zoo_common import atomic_write, free_mb, part_name, remove_stale_parts
 
 # what Pillow reads that people keep photos in; anything else in a class folder is not an image and is skipped
 IMAGE_EXTENSIONS = frozenset(
@@ -198,12 +198,21 @@ def build_cache(
     workers: int = 0, processes: bool = False,
 ) -> CachedSplit:
     """Decode every entry into ``<cache_dir>/<key>.npy`` and write its index; atomic (temporary files, renames)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatasetError(f"cannot make the image cache folder {cache_dir} ({e.strerror}); choose another with "
+                           "--data.cache_dir") from None
     if not os.access(cache_dir, os.W_OK):
         raise DatasetError(f"cache folder {cache_dir} is not writable; choose another with --data.cache_dir")
     array_path, index_path = cache_files(cache_dir, key)
     shape = (len(entries), channels, size, size)
-    tmp = cache_dir / f".{key}.{os.getpid()}.{os.urandom(4).hex()}.npy.part"
+    remove_stale_parts(cache_dir, f".{array_path.name}.")  # of builds that were killed
+    need = int(np.prod(shape)) / 2**20 + 1
+    if free_mb(cache_dir) < need:  # a memory-mapped write to a full disk is a crash (SIGBUS), not an error
+        raise DatasetError(f"the image cache needs {need:.0f} MB and {free_mb(cache_dir):.0f} MB are free in "
+                           f"{cache_dir}; free space there, or choose another folder with --data.cache_dir")
+    tmp = part_name(array_path)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         bad_rows = decode_all([e.path for e in entries], size, channels, out, workers, processes)

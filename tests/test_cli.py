@@ -76,7 +76,7 @@ def test_unknown_datamodule_in_config_lists_valid_names(tmp_path):
     config.write_text("model: SoftmaxRegression\ndata:\n  class_path: datamodules.FashionMNST\n")
     with pytest.raises(ConfigError) as error:
         cli("fit", "-c", str(config))
-    assert "unknown DataModule 'datamodules.FashionMNST'; choose one of: " in str(error.value)
+    assert "unknown DataModule 'datamodules.FashionMNST'; did you mean FashionMNIST? choose one of: " in str(error.value)
     for name in list_datamodules():
         assert name in str(error.value)
 

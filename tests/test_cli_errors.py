@@ -33,7 +33,7 @@ def cases(f: dict) -> dict[str, tuple[list[str], str]]:
     """kind of bad input: (the command's words, what its one line must say)."""
     lenet = ["--model", "LeNet", "--data", "tests.fakes.FakeFashionMNIST", "--data.root", f["root"], *QUIET]
     return {
-        "unknown model": (["fit", "--model", "LeNot", "--data", "SyntheticPoints"], "unknown model 'LeNot'; choose one of: "),
+        "unknown model": (["fit", "--model", "LeNot", "--data", "SyntheticPoints"], "unknown model 'LeNot'; did you mean LeNet? choose one of: "),
         "unknown DataModule": (["fit", "--model", "LeNet", "--data", "Nope"], "unknown DataModule 'Nope'; choose one of: "),
         "unknown option": (["fit", *LINREG, "--no_such_option", "3"], "unrecognized arguments: --no_such_option 3"),
         "unknown model option": (["fit", *LINREG, "--model.nope", "3"], "LinearRegression has no option 'nope'"),

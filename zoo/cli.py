@@ -26,15 +26,23 @@ from zoo.training.module import ZooModule
 LINKED = ("num_classes", "in_channels", "input_size", "num_features")
 
 
+def _plain_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"  # not the file and line of the code that warns: the user has no use for them
+
+
 def _quiet() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         # Lightning's adverts, and its note that the model's own checkpoints replace the default one
         logging.getLogger(name).addFilter(lambda r: not str(r.msg).startswith(("💡 Tip", "The following callbacks returned")))
+        logging.getLogger(name).addFilter(defaults.DEVICE_LINES)  # said once the checks have passed
+    warnings.formatwarning = _plain_warning
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     for message in (r".*isinstance\(treespec, LeafSpec\).*",  # raised inside Lightning on torch 2.14
                     r".*does not have many workers.*",  # the zoo's loaders slice tensors; workers only add overhead
                     r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",  # its replacement is private
-                    r"Couldn't infer the batch indices"):  # predict batches carry their own (PredictionsCSV)
+                    r"Couldn't infer the batch indices",
+                    # the step curve spans epochs (train/loss_step every log_every_n_steps steps of the run)
+                    r"The number of training batches \(\d+\) is smaller than the logging interval"):  # predict batches carry their own (PredictionsCSV)
         warnings.filterwarnings("ignore", message=message)
 
 
@@ -110,7 +118,7 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
     _quiet()
     return ZooCLI(
         ZooModule, InMemoryDataModule, subclass_mode_model=True, subclass_mode_data=True, seed_everything_default=0,
-        trainer_defaults={"plugins": defaults.PLUGINS},
+        trainer_defaults={"plugins": defaults.PLUGINS, "max_epochs": defaults.MAX_EPOCHS},
         save_config_callback=defaults.SaveRunConfig, save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in arguments.SUBCOMMANDS},
                        "description": "The d2l model zoo. `zoo list` lists the models and DataModules."},

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from zoo.app.names import check_names, named_classes
+from zoo.app.names import check_names, dropped_options, named_classes
+from zoo.app import runs
 from zoo.app.runs import find_checkpoint, read_hparams
 from zoo_common import ConfigError, class_name
 
@@ -46,6 +47,7 @@ def choices_first(args: list[str]) -> list[str]:
 def with_checkpoint(args: list[str]) -> list[str]:
     """``--ckpt_path best|last`` becomes the newest such file of this model and data; model and data left out
     come from the checkpoint (its options too for the data; LightningCLI reloads the model's itself)."""
+    runs.RESTART = None
     i, path = _option(args, "--ckpt_path")
     if path in (None, "", "None", "null"):
         return args
@@ -57,7 +59,12 @@ def with_checkpoint(args: list[str]) -> list[str]:
         found = find_checkpoint(path, root, model, data)
         what = " of ".join(filter(None, [class_name(model), class_name(data)])) or "any run"
         if found is None and subcommand == "fit" and path == "last":
-            rank_zero_info("--ckpt_path last: no earlier checkpoint of this run, starting from scratch")
+            runs.RESTART = runs.find_abandoned(root, model, data)
+            if runs.RESTART is not None:
+                rank_zero_info(f"--ckpt_path last: {runs.RESTART} was stopped before its first checkpoint; "
+                               "starting it again from scratch, in its folder")
+            else:
+                rank_zero_info("--ckpt_path last: no earlier checkpoint of this run, starting from scratch")
             return args[:i] + args[i + (1 if "=" in args[i] else 2) :]
         if found is None:
             raise ConfigError(f"--ckpt_path {path}: no {path}.ckpt of {what} under {root}/lightning_logs; "
@@ -88,4 +95,6 @@ def with_checkpoint(args: list[str]) -> list[str]:
 
 def prepare(args: list[str]) -> list[str]:
     check_names(args)
+    for note in dropped_options(args):
+        rank_zero_warn(note)
     return with_checkpoint(choices_first(args))

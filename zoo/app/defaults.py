@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from jsonargparse import lazy_instance
@@ -22,6 +23,47 @@ def logger() -> runs.RunLogger:
     return lazy_instance(runs.RunLogger, save_dir=os.getcwd(), version=SLURMEnvironment.job_id(), default_hp_metric=False)
 
 
+# the book's usual budget; Lightning's own default is 1000 epochs, hours of a laptop for a first try
+MAX_EPOCHS = 10
+
+
+class DeviceLines(logging.Filter):
+    """Holds back Lightning's "GPU available: ..." lines until the data and the model have passed their checks
+    (``ShowDeviceLines``), so that a command refused for bad input says one line, not three."""
+
+    PREFIXES = ("GPU available", "TPU available", "HPU available", "IPU available")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+        self.release = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.release or not str(record.msg).startswith(self.PREFIXES):
+            return True
+        self.held.append(record)
+        return False
+
+    def show(self) -> None:
+        held, self.held = self.held, []
+        self.release = True
+        try:
+            for record in held:
+                logging.getLogger(record.name).handle(record)
+        finally:
+            self.release = False
+
+
+DEVICE_LINES = DeviceLines()
+
+
+class ShowDeviceLines(Callback):
+    """The device lines, once the data is there (after ``prepare_data`` and the DataModule's ``setup``)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        DEVICE_LINES.show()
+
+
 # checkpoints written beside their destination, then renamed (a trainer plugin)
 PLUGINS = {"class_path": "zoo.training.checkpoint_io.AtomicCheckpointIO"}
 
@@ -29,7 +71,7 @@ PLUGINS = {"class_path": "zoo.training.checkpoint_io.AtomicCheckpointIO"}
 def callbacks(config) -> list[Callback]:
     """What every run shows and keeps, in this order (the best/last checkpoints come from the model's
     ``configure_callbacks``; Lightning runs checkpoint callbacks last)."""
-    monitors = [cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
+    monitors = [ShowDeviceLines(), cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
                 cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps), PredictionsCSV(),
                 runs.RemoveEmptyRun()]
     if config.trainer.get("logger") is not False:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
 from typing import NoReturn
 
 from jsonargparse import ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from zoo.app.runs import RunFinished
@@ -40,6 +42,26 @@ def _expected(message: str) -> list[str]:
     return found
 
 
+def subcommand() -> str:
+    """The subcommand this process runs (``fit`` when none is given yet)."""
+    from zoo.app.arguments import SUBCOMMANDS
+
+    return next((a for a in sys.argv[1:] if a in SUBCOMMANDS), "fit")
+
+
+# where each kind of file goes, and the option that moves it: said when a folder cannot be written
+WHERE = (("lightning_logs", "runs go under the working directory: run from a folder you may write to, or pass "
+                            "--trainer.default_root_dir DIR"),
+         ("d2l-zoo", "the image cache: choose another folder with --data.cache_dir"),
+         ("", "data goes under --data.root (default ./data), runs under --trainer.default_root_dir (default .)"))
+
+
+def permission_message(error: OSError) -> str:
+    path = error.filename or ""
+    hint = next(h for part, h in WHERE if part in str(path))
+    return f"cannot write {path} ({error.strerror}); {hint}"
+
+
 def parse_error(message: str) -> str:
     """jsonargparse's report (nested per Union member and subclass, tens of lines) as: the option, the value,
     what it must be."""
@@ -51,7 +73,7 @@ def parse_error(message: str) -> str:
         return (f"choose a {what} with --{required.group(1)} NAME or -c CONFIG (or --ckpt_path CHECKPOINT, which "
                 f"names its own); `zoo list` lists them")
     if not keys:  # e.g. "unrecognized arguments: --no_such_option 3"
-        return f"{first}; `zoo fit --help` lists the options"
+        return f"{first}; `zoo {subcommand()} --help` lists the options"
     option = "--" + ".".join(keys)
     if keys[0] == "config":
         option = "-c/--config"
@@ -62,7 +84,8 @@ def parse_error(message: str) -> str:
     owner = owner.group(1).rsplit(".", 1)[-1] if owner else ""
     unknown = re.search(r"Option '([^']+)' is not accepted", message)
     if unknown:
-        return f"--{keys[0]}.{unknown.group(1)}: {owner} has no option {unknown.group(1)!r}; `zoo fit --{keys[0]}.help {owner}` lists its options"
+        return (f"--{keys[0]}.{unknown.group(1)}: {owner} has no option {unknown.group(1)!r}; "
+                f"`zoo {subcommand()} --{keys[0]}.help {owner}` lists its options")
     restriction = re.search(r"Not of type (\w+): (.*)", message)
     if restriction:
         return f"{option}: {restriction.group(2)} ({restriction.group(1)})"
@@ -83,7 +106,13 @@ def exit_with_one_line(error: BaseException) -> NoReturn:
     elif isinstance(error, ArgumentError):
         message, code = f"error: {parse_error(str(error))}", 2
     elif zoo_cause(error) is not None:  # jsonargparse and Lightning wrap what constructors and hooks raise
-        message, code = f"error: {one_line(zoo_cause(error))}", 2
+        cause = zoo_cause(error)
+        message, code = f"error: {one_line(cause)}", getattr(cause, "exit_code", 2)
+    elif isinstance(error, MisconfigurationException):  # Lightning's checks of the Trainer's options
+        option = re.match(r"`(\w+)` ", one_line(error))
+        message, code = f"error: {'--trainer.' + option.group(1) + ': ' if option else ''}{one_line(error)}", 2
+    elif isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        message, code = f"error: {permission_message(error)}", 2
     else:
         message, code = f"error: {type(error).__name__}: {one_line(error)} (set ZOO_TRACEBACK=1 to see where it came from)", 1
     if os.environ.get("ZOO_TRACEBACK") and not isinstance(error, SIGTERMException):

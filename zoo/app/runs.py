@@ -8,7 +8,9 @@ of the same model on the same data instead.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from zoo_common import atomic_write, class_name
 
 LOG_DIR = "lightning_logs"
+
+#: the run folder that ``zoo fit --ckpt_path last`` starts again in (a start killed before its first checkpoint)
+RESTART: Path | None = None
 
 
 def run_folder(ckpt: str | Path) -> Path | None:
@@ -87,15 +92,62 @@ def claim_version(root: str | Path) -> int:
             version += 1
 
 
+OWNER = ".owner"  # host and process id of the command that writes the run
+
+
+def _own(run: Path) -> None:
+    try:
+        (run / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    except OSError:
+        pass  # the folder's own writes will say what is wrong
+
+
+def _abandoned(run: Path) -> bool:
+    """A run folder whose command died before it wrote a checkpoint: its owner on this host is gone."""
+    if any((run / "checkpoints").glob("*.ckpt")):
+        return False
+    try:
+        host, pid = (run / OWNER).read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return False  # another machine's: it may be running
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def find_abandoned(root: str | Path, model: str | None, data: str | None) -> Path | None:
+    """The newest run of this model and data that was killed before its first checkpoint: ``--ckpt_path last``
+    starts again in it rather than in a new folder."""
+    if not model or not data:
+        return None
+    folder = Path(root) / LOG_DIR / f"{class_name(model)}-{class_name(data)}"
+    candidates = [run for run in folder.glob("version_*") if _abandoned(run)]
+    return max(candidates, key=lambda run: (run / OWNER).stat().st_mtime, default=None)
+
+
 class RunLogger(TensorBoardLogger):
     """Lightning's TensorBoard logger with its run folder claimed atomically (Lightning lists the folder and
     takes the next number, which two runs started together both take). Only the process of global rank 0
-    claims; the others' folder is never written to (Lightning broadcasts rank 0's ``log_dir``)."""
+    claims; the others' folder is never written to (Lightning broadcasts rank 0's ``log_dir``). The folder
+    names its owner (host, process), so a run killed before its first checkpoint is known as such."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self._version is not None and rank_zero_only.rank == 0 and Path(self.log_dir).is_dir():
+            _own(Path(self.log_dir))  # a run taken over: resumed, or started again after a kill
 
     def _get_next_version(self) -> int:
         if rank_zero_only.rank != 0:
             return super()._get_next_version()
-        return claim_version(self.root_dir)
+        version = claim_version(self.root_dir)
+        _own(Path(self.root_dir) / f"version_{version}")
+        return version
 
 
 class RunFinished(Exception):
@@ -113,8 +165,16 @@ def place_logger(config, subcommand: str | None) -> None:
     if not (hasattr(logger, "init_args") and class_name(logger.get("class_path", "")) in ("TensorBoardLogger", "RunLogger")):
         return  # another logger, or none: the user's choice
     args = logger.init_args
+    root = config.trainer.get("default_root_dir")
+    if root and args.get("save_dir") in (None, os.getcwd()):  # the default: the working directory
+        args.save_dir = str(Path(root).absolute())  # --trainer.default_root_dir moves the runs, as in Lightning
     ckpt = config.get("ckpt_path")
     run = run_folder(ckpt) if ckpt else None
+    if run is None and subcommand == "fit" and RESTART is not None:
+        args.save_dir, args.name, args.version = str(RESTART.parent.parent), RESTART.parent.name, RESTART.name
+        for stale in (*RESTART.glob("events.out.tfevents.*"), RESTART / "hparams.yaml"):  # of the killed start
+            stale.unlink(missing_ok=True)
+        return
     if run is None:
         if args.get("name") == LOG_DIR and config.get("model") and config.get("data"):  # Lightning's default name
             args.save_dir = str(Path(args.save_dir or ".") / LOG_DIR)
@@ -133,7 +193,7 @@ def check_not_finished(ckpt: str, trainer) -> None:
     epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps") or -1
     if max_epochs is None and max_steps == -1:
-        max_epochs = 1000  # Lightning's default when neither is given
+        max_epochs = 1000  # Lightning's default when neither is given (the zoo's is 10)
     steps = checkpoint.get("global_step", 0)
     if max_steps > 0 and steps >= max_steps:
         raise RunFinished(f"{ckpt} has finished: it trained {steps} of --trainer.max_steps {max_steps} steps; "
@@ -144,26 +204,66 @@ def check_not_finished(ckpt: str, trainer) -> None:
 
 
 class RemoveEmptyRun(L.Callback):
-    """A command that fails before it has trained a step or written a result leaves no run folder behind
-    (Lightning makes the logger's folder when the command starts). Only what this command made is removed."""
+    """A command that trains no step and writes no result leaves no run folder behind (Lightning makes the
+    logger's folder when the command starts): one that fails early, or ``--trainer.max_epochs 0``. A failed
+    evaluation or prediction in an existing run's folder takes back the event file it started there.
+    Only what this command made is removed."""
 
     RESULTS = ("checkpoints", "test_metrics.json", "validate_metrics.json", "predictions.csv")
 
     def __init__(self) -> None:
         self.started = time.time()
+        self.first_step: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.first_step = trainer.global_step  # a resumed run's: after its checkpoint was restored
+
+    def _trained(self, trainer: L.Trainer) -> bool:
+        return self.first_step is not None and trainer.global_step > self.first_step
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._trained(trainer):  # --trainer.max_epochs 0, a limit of 0 batches: nothing was trained
+            self._remove(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.state.fn != "fit" or not self._trained(trainer):
+            self._remove(trainer)
+
+    def _log_dir(self, trainer: L.Trainer) -> Path | None:
         log_dir = getattr(trainer.logger, "log_dir", None)  # none for fast_dev_run's stand-in logger
-        if trainer.global_rank != 0 or not log_dir or trainer.global_step > 0:
-            return
-        folder = Path(log_dir)
-        if not folder.is_dir() or any((folder / name).exists() for name in self.RESULTS):
+        if trainer.global_rank != 0 or not log_dir or not Path(log_dir).is_dir():
+            return None
+        return Path(log_dir)
+
+    def _remove(self, trainer: L.Trainer) -> None:
+        folder = self._log_dir(trainer)
+        if folder is None or any((folder / name).exists() for name in self.RESULTS) or any(folder.glob("predictions*.csv")):
             return
         if all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*")):  # nothing older than this command
+            for logger in trainer.loggers:  # its writer would write into the removed folder at the end
+                if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
+                    logger.experiment.close()
             shutil.rmtree(folder)
             for parent in (folder.parent, folder.parent.parent):  # <Model>-<Data>/ and lightning_logs/, if now empty
                 if LOG_DIR in parent.parts and not any(parent.iterdir()):
                     parent.rmdir()
+        else:
+            self._remove_own_events(trainer)
+
+    def _remove_own_events(self, trainer: L.Trainer) -> None:
+        """This process's TensorBoard file (``events.out.tfevents.<time>.<host>.<pid>.<n>``) in a run's folder."""
+        folder = self._log_dir(trainer)
+        if folder is None:
+            return
+        own = list(folder.glob(f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"))
+        if not own:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
+                logger.experiment.close()
+        for events in own:
+            if events.stat().st_mtime >= self.started - 1:
+                events.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import urllib.error
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -78,16 +80,29 @@ def cache_path(weights) -> Path:
 
 def _torch_load(path: Path):
     """``torch.load(path, weights_only=True)``, its errors turned into one that says what to do."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK..); older files are a pickle (protocol byte 0x80)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise WeightsError(f"{path} is not a PyTorch weights file (neither torch.save's zip archive nor a pickle); "
+                           "give a .ckpt written by `zoo fit`, a state dict saved with torch.save, or a weights name")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a damaged file is said below
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0]
-        raise WeightsError(
-            f"{path} refused: loading it would run arbitrary code ({first}). Only checkpoints and state dicts of "
-            "plain tensors are loaded; re-save the weights with torch.save(model.state_dict(), path)."
-        ) from None
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise WeightsError(f"{path} cannot be read as PyTorch weights: {e}") from None
+        unsafe = re.search(r"Unsupported global: (?:GLOBAL )?([\w.]+)", str(e))
+        if unsafe:
+            raise WeightsError(
+                f"{path} refused: loading it would run arbitrary code (it calls {unsafe.group(1)}). Only checkpoints "
+                "and state dicts of plain tensors are loaded; re-save the weights with torch.save(model.state_dict(), path)."
+            ) from None
+        raise WeightsError(f"{path} is damaged or not PyTorch weights (its pickle does not load); copy the file "
+                           "again") from None
+    except Exception as e:  # noqa: BLE001 (a truncated archive, a corrupt pickle: torch raises many kinds)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise WeightsError(f"{path} cannot be read as PyTorch weights ({type(e).__name__}: {first}); it may be "
+                           "truncated or damaged: copy the file again") from None
 
 
 def _state_dict(obj, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
