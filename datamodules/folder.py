@@ -205,6 +205,11 @@ class ImageFolder(ImageDataModule):
         if classes is not None and not (self.root_path / "train").is_dir():
             return tuple(classes)  # e.g. `zoo predict` from a checkpoint, the training folder elsewhere
         found = self._train_classes()
+        if (classes or found) and len(classes or found) < 2:
+            # one class trains to a validation accuracy of 1.0 and learns nothing: refused, not warned
+            raise ConfigError(f"{self.root_path / 'train'}: a classifier needs two classes or more, and "
+                              f"{'--data.classes names' if classes else 'the folder holds'} only {list(classes or found)}; "
+                              "add a folder of images for each other class")
         if classes is None:
             return tuple(found)
         unknown = [c for c in classes if c not in found]

@@ -26,7 +26,12 @@ def files(tmp_path):
               "--data.val_size", "50", "--trainer.max_steps", "1")
     notes = tmp_path / "notes.ckpt"
     notes.write_text("hello")
-    return {"root": str(root), "ckpt": str(Path(run.trainer.checkpoint_callback.dirpath) / "last.ckpt"), "notes": str(notes)}
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(os.urandom(3000))
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("model:\n  class_path: zoo.LeNet\n  init_args: {activation: [relu, }\n")
+    return {"root": str(root), "ckpt": str(Path(run.trainer.checkpoint_callback.dirpath) / "last.ckpt"),
+            "notes": str(notes), "noise": str(noise), "bad_yaml": str(bad_yaml)}
 
 
 def cases(f: dict) -> dict[str, tuple[list[str], str]]:
@@ -50,6 +55,20 @@ def cases(f: dict) -> dict[str, tuple[list[str], str]]:
         "weights of another architecture": (["fit", *lenet, "--model.weights", f["ckpt"]], "holds a LeNetBN, not a LeNet"),
         "GPU preset without a GPU": (["fit", "-c", str(CONFIGS / "trainer" / "gpu.yaml"), *LINREG], "use -c configs/trainer/cpu.yaml"),
         "GPU DDP preset without a GPU": (["fit", "-c", str(CONFIGS / "trainer" / "ddp.yaml"), *LINREG], "use -c configs/trainer/ddp_cpu.yaml"),
+        # the message's fix on its one line, and nothing of Lightning's before it
+        "missing dataset files": (["fit", "--model", "LeNet", "--data", "MNIST", "--data.root", "nowhere", *QUIET],
+                                  "MNIST: missing 4 file(s) under nowhere/MNIST/raw (train-images-idx3-ubyte, "),
+        "missing dataset files, the fix": (["fit", "--model", "LeNet", "--data", "MNIST", "--data.root", "nowhere"],
+                                           "provide them: point --data.root at a folder holding MNIST/raw/<file>"),
+        "negative epochs": (["fit", *LINREG[:-2], "--trainer.max_epochs", "-5"],
+                            "--trainer.max_epochs: `max_epochs` must be a non-negative integer or -1. You passed in -5."),
+        "YAML syntax error": (["fit", "-c", f["bad_yaml"]], f"-c {f['bad_yaml']}, line 3, column 34: not valid YAML"),
+        "text as weights": (["fit", *lenet, "--model.weights", f["notes"]], "is not a PyTorch weights file"),
+        "random bytes as weights": (["fit", *lenet, "--model.weights", f["noise"]], "is not a PyTorch weights file"),
+        "mistyped predict option": (["predict", "--ckpt_path", f["ckpt"], "--no_such", "3"],
+                                    "unrecognized arguments: --no_such 3; `zoo predict --help` lists the options"),
+        "mistyped test option of the model": (["test", "--ckpt_path", f["ckpt"], "--model.nope", "3"],
+                                              "`zoo test --model.help LeNetBN` lists its options"),
     }
 
 
@@ -76,3 +95,23 @@ def test_traceback_on_request(tmp_path):
                          env={**ENV, "ZOO_TRACEBACK": "1"}, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "Traceback (most recent call last)" in out.stderr
 
+
+
+def test_every_error_class_exits_2_for_bad_input_and_1_for_a_full_disk():
+    """Each of the zoo's error classes, through the CLI's one-line exit: bad input is 2, a full disk 1."""
+    import datamodules  # noqa: F401  (defines DatasetError)
+    import zoo.training.finetune  # noqa: F401  (defines WeightsError)
+    from zoo.app.messages import exit_with_one_line
+    from zoo_common import DiskFullError, ZooError
+
+    def every(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from every(sub)
+
+    classes = set(every(ZooError))
+    assert len(classes) >= 6
+    for cls in classes:
+        with pytest.raises(SystemExit) as exit_:
+            exit_with_one_line(cls("what is wrong; what to do"))
+        assert exit_.value.code == (1 if cls is DiskFullError else 2), cls

@@ -147,11 +147,29 @@ def test_labels_follow_the_folders(tree, tmp_path):
 
 def test_chosen_classes_in_the_given_order(tree, tmp_path):
     root, _ = tree
-    dm = folder_dm(root, tmp_path, classes=["red"], val_size=0)
-    dm.setup("fit")
-    assert dm.classes == ("red",) and set(dm.train_set[1].tolist()) == {0}
+    # the reverse of the sorted order: label 0 is red, 1 is blue, and each file gets its own folder's label
+    dm = folder_dm(root, tmp_path, classes=["red", "blue"], val_size=0)
+    with pytest.warns(UserWarning):
+        dm.setup("fit")
+    assert dm.classes == ("red", "blue")
+    cached = dm._cached("train", build=False)
+    files = [cached.files[i] for i in dm.train_set[0].rows.tolist()]
+    assert [dm.classes[k] for k in dm.train_set[1].tolist()] == [Path(f).parent.name for f in files]
+    images = dm.train_set[0][torch.arange(len(files))]
+    for f, label, image in zip(files, dm.train_set[1].tolist(), images):
+        if "gray" not in f:  # the pixels agree: red images have label 0
+            assert (image[0].float().mean() > 128) == (label == 0), f
     with pytest.raises(ConfigError, match="green"):
         folder_dm(root, tmp_path, classes=["red", "green"])
+
+
+def test_one_class_is_refused(tree, tmp_path):
+    root, _ = tree
+    with pytest.raises(ConfigError, match=r"two classes or more.*only \['red'\]"):
+        folder_dm(root, tmp_path, classes=["red"])
+    (root / "train" / "blue").rename(tmp_path / "blue")
+    with pytest.raises(ConfigError, match=r"the folder holds only \['red'\]"):
+        folder_dm(root, tmp_path)
 
 
 def test_strict_mode_fails_on_a_bad_file(tree, tmp_path):

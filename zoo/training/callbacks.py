@@ -296,7 +296,7 @@ class CheckpointOnSigterm(L.Callback):
         if getattr(trainer, "received_sigterm", False):
             path = last_checkpoint_path(trainer)
             if path is not None:
-                trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes, atomically
+                trainer.save_checkpoint(path, weights_only=False)  # the whole state; every rank calls it; rank 0 writes, atomically
                 rank_zero_info(f"SIGTERM: saved {path} at step {trainer.global_step}; resume with --ckpt_path last")
 
 
@@ -314,4 +314,4 @@ class CheckpointEveryNSteps(L.Callback):
         if self.every_n_steps and step % self.every_n_steps == 0 and not trainer.fast_dev_run:
             path = last_checkpoint_path(trainer)
             if path is not None:
-                trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes, atomically
+                trainer.save_checkpoint(path, weights_only=False)  # the whole state; every rank calls it; rank 0 writes, atomically
