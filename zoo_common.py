@@ -142,9 +142,9 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         Path(tmp).unlink(missing_ok=True)
         if disk_full(e):
             raise DiskFullError(
-                f"the disk is full: writing {dest} stopped after {written / 2**20:.1f} MB, {free_mb(dest.parent):.1f} MB "
-                f"are free in {dest.parent}; free space there, or write elsewhere (runs: --trainer.default_root_dir "
-                "DIR)") from None
+                f"the disk is full: writing {dest} stopped after {written / 2**20:.1f} MB, and its disk has "
+                f"{free_mb(dest.parent):.1f} MB free without it; free space there, or write elsewhere (runs: "
+                "--trainer.default_root_dir DIR)") from None
         raise
 
 

@@ -25,6 +25,7 @@ from datamodules.image_cache import (
     BadImage,
     CachedSplit,
     build_cache,
+    check_cache_dir,
     cache_key,
     class_folders,
     decode,
@@ -252,6 +253,7 @@ class ImageFolder(ImageDataModule):
         key = cache_key(entries, self.root_path, {"size": self.image_size, "channels": self.in_channels})
         cached = load_cache(self.cache_folder, key)
         if cached is None and build:
+            check_cache_dir(self.cache_folder, len(entries) * self.in_channels * self.image_size**2)
             rank_zero_info(f"ImageFolder: decoding {len(entries)} images of {folder} into {self.cache_folder} (once)")
             cached = build_cache(entries, self.root_path, self.cache_folder, key, self.image_size, self.in_channels,
                                  self.workers)

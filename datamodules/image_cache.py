@@ -193,11 +193,8 @@ def load_cache(cache_dir: Path, key: str) -> CachedSplit | None:
     return CachedSplit(images, np.asarray(index["labels"], dtype=np.int64), index["files"], index["bad"], array_path)
 
 
-def build_cache(
-    entries: list[FileEntry], root: Path, cache_dir: Path, key: str, size: int, channels: int,
-    workers: int = 0, processes: bool = False,
-) -> CachedSplit:
-    """Decode every entry into ``<cache_dir>/<key>.npy`` and write its index; atomic (temporary files, renames)."""
+def check_cache_dir(cache_dir: Path, nbytes: int) -> None:
+    """The cache folder made, writable, and with room for ``nbytes``; else a DatasetError with the fix."""
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -205,13 +202,21 @@ def build_cache(
                            "--data.cache_dir") from None
     if not os.access(cache_dir, os.W_OK):
         raise DatasetError(f"cache folder {cache_dir} is not writable; choose another with --data.cache_dir")
-    array_path, index_path = cache_files(cache_dir, key)
-    shape = (len(entries), channels, size, size)
-    remove_stale_parts(cache_dir, f".{array_path.name}.")  # of builds that were killed
-    need = int(np.prod(shape)) / 2**20 + 1
+    need = nbytes / 2**20 + 1
     if free_mb(cache_dir) < need:  # a memory-mapped write to a full disk is a crash (SIGBUS), not an error
         raise DatasetError(f"the image cache needs {need:.0f} MB and {free_mb(cache_dir):.0f} MB are free in "
                            f"{cache_dir}; free space there, or choose another folder with --data.cache_dir")
+
+
+def build_cache(
+    entries: list[FileEntry], root: Path, cache_dir: Path, key: str, size: int, channels: int,
+    workers: int = 0, processes: bool = False,
+) -> CachedSplit:
+    """Decode every entry into ``<cache_dir>/<key>.npy`` and write its index; atomic (temporary files, renames)."""
+    array_path, index_path = cache_files(cache_dir, key)
+    shape = (len(entries), channels, size, size)
+    check_cache_dir(cache_dir, int(np.prod(shape)))
+    remove_stale_parts(cache_dir, f".{array_path.name}.")  # of builds that were killed
     tmp = part_name(array_path)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)

@@ -163,3 +163,31 @@ class LossRecorder(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.losses[self._step] = float(outputs["loss"])
+
+
+class KillMidWrite(L.Callback):
+    """SIGKILL this process while it writes its ``at``-th checkpoint, half of it on disk: the fault that leaves
+    a writer's temporary file behind."""
+
+    def __init__(self, at: int = 2) -> None:
+        self.at, self.count = at, 0
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.count += 1
+        if self.count < self.at:
+            return
+        import zoo_common
+
+        real = zoo_common.atomic_write
+
+        def dying(dest, write):
+            def half(out):
+                out.write(b"\0" * 100_000)
+                out.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(dest, half)
+
+        zoo_common.atomic_write = dying
+        import zoo.training.checkpoint_io as io
+
+        io.atomic_write = dying

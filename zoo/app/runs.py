@@ -237,9 +237,10 @@ class RemoveEmptyRun(L.Callback):
 
     def _remove(self, trainer: L.Trainer) -> None:
         folder = self._log_dir(trainer)
-        if folder is None or any((folder / name).exists() for name in self.RESULTS) or any(folder.glob("predictions*.csv")):
+        if folder is None:
             return
-        if all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*")):  # nothing older than this command
+        results = any((folder / name).exists() for name in self.RESULTS) or any(folder.glob("predictions*.csv"))
+        if not results and all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*")):  # nothing older than this command
             for logger in trainer.loggers:  # its writer would write into the removed folder at the end
                 if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
                     logger.experiment.close()
