@@ -40,7 +40,7 @@ def test_tensorboard_logs_scalars_hparams_images(fake_fashion):
     assert events.Scalars("lr-SGD")[0].value == pytest.approx(0.1)
     # hyperparameters with the run's results attached: what TensorBoard's HPARAMS tab compares
     content = events.PluginTagToContent("hparams")
-    for name in (b"model/num_classes", b"data/batch_size", b"optimizer/lr"):
+    for name in (b"model/num_classes", b"Batch size", b"LR"):
         assert name in content["_hparams_/session_start_info"]
     assert b"hp/best_val_acc" in content["_hparams_/experiment"]
     assert "hp/best_val_acc" in scalars

@@ -14,6 +14,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
+from tensorboard.plugins.hparams.backend_context import _sort_and_reduce_to_hparams_limit
 
 from tests.conftest import REPO, cli, make_mnist_like
 from tests.test_reliability import QUIET, run_main
@@ -127,14 +128,16 @@ def test_hparams_lead_with_what_tells_runs_apart(fake_fashion, tmp_path):
     logged = events(run)
     content = logged.PluginTagToContent("hparams")
     experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
-    # the columns: what tells runs apart first, then the settings that are on
+    # the columns as TensorBoard orders them (its own sort): what tells runs apart first, then the settings that are on
+    _sort_and_reduce_to_hparams_limit(experiment)
     names = [h.name for h in experiment.hparam_infos]
-    assert names[:5] == ["model", "data", "optimizer", "optimizer/lr", "data/batch_size"]
+    assert names[:5] == ["Batch size", "Data", "LR", "Model", "Optimizer"]
     start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
     values = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
-    assert (values["model"], values["data"], values["optimizer"], values["optimizer/lr"]) == ("MLP", "FashionMNIST", "Adam", 0.01)
-    assert [k for k, v in values.items() if v in (0, False, "None", "")] == []
+    assert (values["Model"], values["Data"], values["Optimizer"], values["LR"]) == ("MLP", "FashionMNIST", "Adam", 0.01)
+    assert [k for k, v in values.items() if v in (0, False, "None", "", "false")] == []
     assert "data/hflip" not in values and "model/num_classes" in values
+    assert values["data/download"] == "true"  # a bool as a word, not 1.0000
     # the results: epochs, best validation and test first, each a scalar of this one run
     metrics = [m.name.tag for m in experiment.metric_infos]
     assert metrics[:3] == ["hp/epochs", "hp/best_val_acc", "hp/test_acc"]

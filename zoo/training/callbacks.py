@@ -148,21 +148,25 @@ class HparamsWithMetrics(L.Callback):
             return None
         if trainer.ckpt_path and Path(trainer.ckpt_path).resolve().parent.parent == Path(logger.log_dir).resolve():
             return None
-        params: dict = {"model": type(pl_module).__name__}
+        # TensorBoard orders the columns by name (those that differ between runs first) and shows the first ones:
+        # capitalised, what tells runs apart sorts before every setting (lowercase)
+        params: dict = {"Model": type(pl_module).__name__}
         if trainer.datamodule is not None:
-            params["data"] = type(trainer.datamodule).__name__
+            params["Data"] = type(trainer.datamodule).__name__
         if trainer.optimizers:
-            params["optimizer"] = type(trainer.optimizers[0]).__name__
+            params["Optimizer"] = type(trainer.optimizers[0]).__name__
             for i, group in enumerate(trainer.optimizers[0].param_groups):
-                params[f"optimizer/lr{i or ''}"] = group["lr"]
+                params[f"LR{f' {i + 1}' if i else ''}"] = group["lr"]
         settings: dict = {}
         _flat("model/", dict(pl_module.hparams), settings)
         if trainer.datamodule is not None:
             _flat("data/", dict(trainer.datamodule.hparams), settings)
             if "data/batch_size" in settings:
-                params["data/batch_size"] = settings.pop("data/batch_size")
+                params["Batch size"] = settings.pop("data/batch_size")
         params |= {k: v for k, v in settings.items()
                    if not k.rsplit("/", 1)[-1].startswith("_") and v not in (0, False, "None", "")}
+        # as text: TensorBoard would show a bool as 1.0000 (torch writes it as a number)
+        params = {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items()}
         logger.log_hyperparams(params)  # hparams.yaml
         for summary in hparams(params, dict.fromkeys(self._names(pl_module)[1], 0.0)):
             logger.experiment.file_writer.add_summary(summary)
