@@ -302,7 +302,8 @@ class ImageFolder(ImageDataModule):
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self._load_split("test")
             if self.test_set is None and stage is not None:
-                raise DatasetError(f"{self.root_path / 'test'} not found: `zoo {stage}` needs a test split laid out "
+                command = getattr(stage, "value", stage)  # Lightning passes its TrainerFn ("test", "predict")
+                raise DatasetError(f"{self.root_path / 'test'} not found: `zoo {command}` needs a test split laid out "
                                    f"as {self.root_path}/test/<class>/<images>, like train/")
 
     # --- batches ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
@@ -236,6 +237,8 @@ def test_layout_errors_name_the_folder(tmp_path, case):
         with pytest.raises(DatasetError, match=f"{tmp_path}: no train/ folder in it; expected .*/train/<class>"):
             folder_dm(tmp_path, tmp_path)
     elif case == "val differs":
+        save(solid((1, 2, 3)), root / "train" / "c" / "x.png")
+        save(solid((1, 2, 3)), root / "val" / "c" / "x.png")
         save(solid((1, 2, 3)), root / "val" / "z" / "x.png")
         with pytest.raises(DatasetError, match=r"val has other class folders than train/ \(missing \['a'\], extra \['z'\]\)"):
             folder_dm(root, tmp_path).setup("fit")
@@ -249,8 +252,9 @@ def test_no_test_split_is_one_clear_error(tmp_path):
     root = tmp_path / "data"
     for i in range(3):
         save(solid((i, 2, 3)), root / "train" / "a" / f"{i}.png")
+        save(solid((3, 2, i)), root / "train" / "b" / f"{i}.png")
     with pytest.raises(DatasetError, match="test not found: `zoo test` needs a test split"):
-        folder_dm(root, tmp_path, val_size=1).setup("test")
+        folder_dm(root, tmp_path, val_size=2).setup(TrainerFn.TESTING)  # as Lightning passes it
 
 
 def test_cache_is_reused_and_rebuilt_when_a_file_changes(tree, tmp_path, monkeypatch):
