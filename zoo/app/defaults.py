@@ -64,6 +64,24 @@ class ShowDeviceLines(Callback):
         DEVICE_LINES.show()
 
 
+class AnnounceRun(Callback):
+    """Where the run is kept, said when training starts and again when it ends (with what to run next)."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        log_dir = trainer.log_dir if trainer.logger is not None else None  # a collective under DDP: every rank asks
+        if trainer.global_rank == 0 and log_dir:
+            print(f"Run folder: {log_dir} (TensorBoard logs, config.yaml, checkpoints/)", flush=True)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        log_dir = trainer.log_dir if trainer.logger is not None else None
+        if trainer.global_rank != 0 or not log_dir:
+            return
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best and os.path.isfile(best):
+            print(f"Run folder: {trainer.log_dir}; best checkpoint {best}: evaluate it with "
+                  f"`zoo test --ckpt_path {best}`", flush=True)
+
+
 # checkpoints written beside their destination, then renamed (a trainer plugin)
 PLUGINS = {"class_path": "zoo.training.checkpoint_io.AtomicCheckpointIO"}
 
@@ -71,7 +89,7 @@ PLUGINS = {"class_path": "zoo.training.checkpoint_io.AtomicCheckpointIO"}
 def callbacks(config) -> list[Callback]:
     """What every run shows and keeps, in this order (the best/last checkpoints come from the model's
     ``configure_callbacks``; Lightning runs checkpoint callbacks last)."""
-    monitors = [ShowDeviceLines(), cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
+    monitors = [ShowDeviceLines(), AnnounceRun(), cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
                 cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps), PredictionsCSV(),
                 runs.RemoveEmptyRun()]
     if config.trainer.get("logger") is not False:
