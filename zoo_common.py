@@ -148,6 +148,45 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         raise
 
 
+def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Like ``atomic_write``, into a new file: ``<stem><suffix>``, else ``<stem>_1<suffix>``, ``_2``, ... (an
+    earlier file is never overwritten). The name is claimed by a hard link, which fails if it exists: two
+    writers at once get two files, and a kill leaves no empty file behind."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    first = folder / f"{stem}{suffix}"
+    remove_stale_parts(folder, f".{first.name}.")
+    fd, tmp = _create_unique(first)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        n = 0
+        while True:
+            dest = first if n == 0 else folder / f"{stem}_{n}{suffix}"
+            try:
+                os.link(tmp, dest)
+                return dest
+            except FileExistsError:
+                n += 1
+            except OSError:  # a filesystem without hard links: reserve the name, then rename over it
+                try:
+                    os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                except FileExistsError:
+                    n += 1
+                    continue
+                os.replace(tmp, dest)
+                return dest
+    except BaseException as e:
+        if disk_full(e):
+            raise DiskFullError(f"the disk is full: writing into {folder}, which has {free_mb(folder):.1f} MB free; "
+                                "free space there, or write elsewhere") from None
+        raise
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def part_name(dest: Path, suffix: str = ".part") -> Path:
     """A temporary name beside ``dest`` that says who writes it: host and process, so that a later writer can
     tell a file left by a killed process (removed) from one being written (kept)."""

@@ -117,7 +117,7 @@ def _expected(model, pixels: np.ndarray) -> torch.Tensor:
 
 def _predictions(cwd: Path) -> list[dict]:
     """The newest predictions.csv under ``cwd`` (the run's log folder holds it)."""
-    path = max(cwd.glob("**/predictions.csv"), key=lambda p: p.stat().st_mtime_ns)
+    path = max(cwd.glob("**/predictions*.csv"), key=lambda p: p.stat().st_mtime_ns)
     with open(path) as f:
         return list(csv.DictReader(f))
 
@@ -157,3 +157,36 @@ def test_test_set_predict_writes_the_index_column(trained_cifar, tmp_path):
     for row, p in zip(rows, probs):
         assert row["class"] == CIFAR_CLASSES[int(p.argmax())]
         assert float(row["probability"]) == pytest.approx(p.max().item(), abs=2e-6)
+
+
+def test_top_k_an_output_file_and_earlier_predictions_kept(trained_cifar, tmp_path, capsys):
+    from tests.fakes import CIFAR_CLASSES
+
+    ckpt, model, _ = trained_cifar
+    pixels = np.random.default_rng(4).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(folder / f"img{i}.png")
+    run = ckpt.parent.parent
+    cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(folder))
+    cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(folder), "--top_k", "3")
+    # the second prediction is a new file: the first is kept as it was
+    assert sorted(p.name for p in run.glob("predictions*.csv")) == ["predictions.csv", "predictions_1.csv"]
+    with open(run / "predictions_1.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["file", "class", "probability", "class_2", "probability_2", "class_3", "probability_3"]
+    probs = _expected(model, pixels)
+    for row, p in zip(rows, probs):
+        top = p.topk(3)
+        assert [row["class"], row["class_2"], row["class_3"]] == [CIFAR_CLASSES[i] for i in top.indices.tolist()]
+        for name, value in zip(("probability", "probability_2", "probability_3"), top.values.tolist()):
+            assert float(row[name]) == pytest.approx(value, abs=2e-6)
+    out = capsys.readouterr().out
+    assert "img0.png" in out and f"written to {run / 'predictions_1.csv'}" in out  # shown, and where
+    # --output: that file, wherever the user wants it
+    target = tmp_path / "mine" / "preds.csv"
+    cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(folder), "--output", str(target))
+    with open(target) as f:
+        assert [Path(r["file"]).name for r in csv.DictReader(f)] == ["img0.png", "img1.png", "img2.png"]
+    assert len(list(run.glob("predictions*.csv"))) == 2

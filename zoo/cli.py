@@ -6,9 +6,10 @@ import logging
 import os
 import sys
 import warnings
+from typing import Optional
 
 import torch
-from jsonargparse.typing import NonNegativeInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.cli import ArgsType, LightningCLI, instantiate_class
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -61,6 +62,11 @@ class ZooCLI(LightningCLI):
             parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_argument("--checkpoint_every_n_steps", type=NonNegativeInt, default=0,
                             help="also write last.ckpt every N training steps (0: only at the end of each epoch)")
+        parser.add_argument("--output", type=Optional[str], default=None,
+                            help="zoo predict: the CSV file to write (default: a new predictions.csv, predictions_1.csv, "
+                                 "... in the checkpoint's run folder; earlier ones are kept)")
+        parser.add_argument("--top_k", type=PositiveInt, default=1,
+                            help="zoo predict: the K most probable classes of each input, each with its probability")
 
     def parse_arguments(self, parser, args: ArgsType) -> None:
         if args is None or isinstance(args, list):  # the words, reordered and completed from the checkpoint

@@ -39,7 +39,7 @@ WHAT = {
     "fit": "Train a model on a DataModule; logs, config.yaml, best.ckpt and last.ckpt go to lightning_logs/<Model>-<Data>/version_N/.",
     "validate": "Evaluate a checkpoint on the validation split; the metrics go to validate_metrics.json.",
     "test": "Evaluate a checkpoint on the test set; the metrics go to test_metrics.json.",
-    "predict": "Classify images (or the test set) with a checkpoint; the results go to predictions.csv.",
+    "predict": "Classify images (or the test set) with a checkpoint; the results go to a new predictions.csv (--output FILE, --top_k K).",
 }
 
 ONLY = {

@@ -13,7 +13,8 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from zoo.training.module import ClassificationModule
-from zoo_common import atomic_write
+from datamodules.listing import printable
+from zoo_common import atomic_write, atomic_write_new
 
 
 class PredictionsCSV(BasePredictionWriter):
@@ -23,8 +24,9 @@ class PredictionsCSV(BasePredictionWriter):
     share and writes each input exactly once, in input order. Unreadable files get empty rows.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, output: str | None = None, top_k: int = 1) -> None:
         super().__init__(write_interval="batch")
+        self.output, self.top_k = output, top_k
         self.shares: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.path: Path | None = None
 
@@ -49,33 +51,52 @@ class PredictionsCSV(BasePredictionWriter):
         index = torch.cat([i for i, _ in pairs]) if pairs else torch.empty(0, dtype=torch.long)
         probs = torch.cat([p for _, p in pairs]) if pairs else torch.empty(0, 0)
         order = index.argsort()
-        self.path = folder / "predictions.csv"
-        names = write_predictions(self.path, index[order], probs[order], trainer.datamodule)
-        print(f"Predictions for {len(names)} input(s) written to {self.path}")
+        rows = prediction_rows(index[order], probs[order], trainer.datamodule, self.top_k)
+        data = rows.getvalue().encode("utf-8", "surrogateescape")
+        if self.output:  # the user's file, replaced if it exists
+            self.path = Path(self.output)
+            atomic_write(self.path, lambda out: out.write(data))
+        else:  # a new file in the run's folder each time: earlier predictions are kept
+            self.path = atomic_write_new(folder, "predictions", ".csv", lambda out: out.write(data))
+        lines = rows.getvalue().splitlines()
+        shown = [printable(line) for line in lines[:11]]
+        more = f"\n... {len(lines) - 11} more" if len(lines) > 11 else ""
+        print("\n".join(shown) + more)
+        print(f"Predictions for {len(lines) - 1} input(s) written to {printable(self.path)}")
 
 
-def write_predictions(path: Path, index: torch.Tensor, probs: torch.Tensor, datamodule) -> list[str]:
-    """Write one row per input (``index`` into the predicted inputs); unreadable files get empty rows.
-
-    Returns the names of the inputs that were predicted.
-    """
+def prediction_rows(index: torch.Tensor, probs: torch.Tensor, datamodule, top_k: int = 1) -> io.StringIO:
+    """The CSV: one row per input (``index`` into the predicted inputs), its ``top_k`` most probable classes
+    with their probabilities; unreadable files get empty rows."""
     if len(set(index.tolist())) != len(index):
         raise RuntimeError("an input was predicted twice: the predict sampler must give each input to one process")
     files = list(getattr(datamodule, "predict_files", None) or [])
     inputs = [str(files[i]) if files else str(i) for i in index.tolist()]
     classes = list(getattr(datamodule, "classes", ()))
+    k = max(1, min(top_k, probs.shape[1])) if probs.dim() == 2 and probs.shape[1] else 1
+    header = ["file" if files else "index", "class", "probability"]
+    for rank in range(2, k + 1):
+        header += [f"class_{rank}", f"probability_{rank}"]
     rows = io.StringIO()
     writer = csv.writer(rows)
-    writer.writerow(["file" if files else "index", "class", "probability"])
+    writer.writerow(header)
     if len(probs):
-        best, predicted = probs.max(dim=1)
-        for name, k, p in zip(inputs, predicted.tolist(), best.tolist()):
-            writer.writerow([name, classes[k] if k < len(classes) else k, f"{p:.6f}"])
+        best, predicted = probs.topk(k, dim=1)
+        for name, ks, ps in zip(inputs, predicted.tolist(), best.tolist()):
+            cells = [name]
+            for c, p in zip(ks, ps):
+                cells += [classes[c] if c < len(classes) else c, f"{p:.6f}"]
+            writer.writerow(cells)
     for bad in getattr(datamodule, "predict_errors", {}):
-        writer.writerow([str(bad), "", ""])
-    # a file name that is not UTF-8 is written as its own bytes (surrogateescape), so the row names that file
+        writer.writerow([str(bad)] + [""] * (len(header) - 1))
+    return rows
+
+
+def write_predictions(path: Path, index: torch.Tensor, probs: torch.Tensor, datamodule, top_k: int = 1) -> None:
+    """``prediction_rows`` written to ``path``; a file name that is not UTF-8 is written as its own bytes
+    (surrogateescape), so the row names that file."""
+    rows = prediction_rows(index, probs, datamodule, top_k)
     atomic_write(path, lambda out: out.write(rows.getvalue().encode("utf-8", "surrogateescape")))
-    return inputs
 
 
 def report_unreadable(datamodule, rank: int) -> None:
