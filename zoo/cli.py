@@ -18,7 +18,7 @@ import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo.app import arguments, checks, defaults, messages, runs
-from zoo.app.help import catalogue, short_help
+from zoo.app.help import catalogue, class_help, short_help, top_help, version
 from zoo.app.predictions import report_unreadable
 from zoo.training.batchnorm_sync import BatchNormSync
 from zoo.training.module import ZooModule
@@ -134,7 +134,10 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
 
 def main(args: ArgsType = None) -> None:
     """The ``zoo`` command: one line and exit 2 for bad input, a message for any failure (ZOO_TRACEBACK=1: the trace)."""
-    argv = sys.argv[1:] if args is None else list(args)
+    argv = class_help(sys.argv[1:] if args is None else list(args))
+    if argv in ([], ["-h"], ["--help"], ["--version"], ["-V"]):
+        print(version() if argv in (["--version"], ["-V"]) else top_help())
+        return
     if argv == ["list"] or (len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help")):
         try:
             print(catalogue() if argv == ["list"] else short_help(argv[0]))

@@ -53,6 +53,52 @@ ONLY = {
 }
 
 
+TOP = """usage: zoo COMMAND [OPTIONS]
+
+The d2l model zoo: the classic models of Dive into Deep Learning, trained and evaluated with one command.
+
+Commands:
+{commands}
+  list        List the models and DataModules, one line each.
+
+`zoo COMMAND --help` shows a command's options; `zoo --version` the versions. For example:
+  zoo fit -c configs/lenet_fashion_mnist.yaml --data.root DIR
+  zoo test --ckpt_path best
+"""
+
+
+def top_help() -> str:
+    """``zoo``, ``zoo --help``: every command with its whole description."""
+    return TOP.format(commands="\n".join(f"  {name:<10}  {text}" for name, text in WHAT.items()))
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    import lightning
+    import torch
+
+    try:
+        own = installed("d2l-zoo")
+    except PackageNotFoundError:  # run from a checkout that was not installed
+        own = "(not installed)"
+    return f"d2l-zoo {own} (torch {torch.__version__}, lightning {lightning.__version__})"
+
+
+def class_help(argv: list[str]) -> list[str]:
+    """``zoo fit --data ImageFolder --help`` means ``--data.help ImageFolder`` (and likewise for --model): the
+    options of what was chosen, not the general listing. Returns the words to parse."""
+    if not any(a in ("-h", "--help") for a in argv) or argv[-2:] in (["--help", "all"], ["-h", "all"]):
+        return argv
+    for key in ("--data", "--model"):
+        for i, arg in enumerate(argv):
+            name = arg.partition("=")[2] if arg.startswith(key + "=") else argv[i + 1] if arg == key and i + 1 < len(argv) else None
+            if name:
+                return [a for a in argv if a not in ("-h", "--help")] + [f"{key}.help", name]
+    return argv
+
+
 def short_help(subcommand: str) -> str:
     return TEXT.format(
         sub=subcommand, what=WHAT[subcommand], models=", ".join(list_models()), datamodules=", ".join(list_datamodules()),
