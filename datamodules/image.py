@@ -180,6 +180,8 @@ class ImageDataModule(InMemoryDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # runs on the batch's device, so on a GPU the augmentation does too
+        if isinstance(batch, torch.Tensor):  # images alone: the model summary's example input
+            return self.transform(batch)
         x, *rest = batch
         trainer = self.trainer
         training = trainer is not None and trainer.training

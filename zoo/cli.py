@@ -42,6 +42,8 @@ def _quiet() -> None:
                     r".*does not have many workers.*",  # the zoo's loaders slice tensors; workers only add overhead
                     r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",  # its replacement is private
                     r"Couldn't infer the batch indices",
+                    # a run's folder is its own (claimed with mkdir): the only checkpoints in it are the run's
+                    r"Checkpoint directory .* exists and is not empty",
                     # the step curve spans epochs (train/loss_step every log_every_n_steps steps of the run)
                     r"The number of training batches \(\d+\) is smaller than the logging interval"):  # predict batches carry their own (PredictionsCSV)
         warnings.filterwarnings("ignore", message=message)

@@ -56,6 +56,10 @@ def check_inputs(model, datamodule) -> None:
         ) from None
     finally:
         model.train(was_training)
+    # Lightning's model summary runs one example through the model: its FLOPs and layer sizes (not 0, unknown)
+    # (an image DataModule's batches are uint8 until its on_after_batch_transfer, which also handles this one)
+    images = hasattr(datamodule, "transform")
+    model.example_input_array = torch.zeros(1, *shape, dtype=torch.uint8 if images else torch.float32)
 
 
 def prepare_weights(config) -> None:
