@@ -92,3 +92,20 @@ def test_a_resumed_run_draws_the_same_step_curve(tmp_path, fashion):
     assert sorted(curve) == sorted(expected) == [4, 9, 14, 19, 24, 29, 34, 39, 44]
     for step in expected:
         assert curve[step] == pytest.approx(expected[step], rel=1e-6), step
+
+
+def test_best_and_last_take_the_run_of_the_settings_given(tmp_path, fashion):
+    base = [*fashion[:-1], "--trainer.max_epochs", "1"]  # (without the loss recorder)
+    cli("fit", *base, "--optimizer.lr", "0.1")  # version_0
+    cli("fit", *base, "--optimizer.lr", "0.5")  # version_1, the newest
+    runs = tmp_path / "lightning_logs" / "MLP-FakeFashionMNIST"
+    test = cli("test", *base, "--optimizer.lr", "0.1", "--ckpt_path", "best")
+    assert Path(test.config.test.ckpt_path).resolve() == runs / "version_0" / "checkpoints" / "best.ckpt"
+    # a resume with other settings starts a run of its own instead of continuing another's
+    other = cli("fit", *base[:-1], "2", "--optimizer.lr", "0.3", "--ckpt_path", "last")
+    assert Path(other.trainer.log_dir) == runs / "version_2" and other.config.fit.ckpt_path is None
+    same = cli("fit", *base[:-1], "2", "--optimizer.lr", "0.1", "--ckpt_path", "last")
+    assert Path(same.trainer.log_dir) == runs / "version_0" and same.trainer.current_epoch == 2
+    # with no model or data named: the newest checkpoint of any run, as before
+    anyone = cli("test", "--ckpt_path", "best")
+    assert Path(anyone.config.test.ckpt_path).resolve() == runs / "version_0" / "checkpoints" / "best.ckpt"

@@ -78,6 +78,7 @@ class ZooCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.own(self.config)
+        runs.choose_run(config, self.subcommand)
         checks.check_device(config.trainer)
         checks.check_optimizer(config)
         checks.prepare_weights(config)

@@ -47,7 +47,7 @@ def choices_first(args: list[str]) -> list[str]:
 def with_checkpoint(args: list[str]) -> list[str]:
     """``--ckpt_path best|last`` becomes the newest such file of this model and data; model and data left out
     come from the checkpoint (its options too for the data; LightningCLI reloads the model's itself)."""
-    runs.RESTART = None
+    runs.RESTART = runs.CHOSEN = None
     i, path = _option(args, "--ckpt_path")
     if path in (None, "", "None", "null"):
         return args
@@ -69,7 +69,11 @@ def with_checkpoint(args: list[str]) -> list[str]:
         if found is None:
             raise ConfigError(f"--ckpt_path {path}: no {path}.ckpt of {what} under {root}/lightning_logs; "
                               "train one with `zoo fit` first, or give a checkpoint's path")
-        rank_zero_info(f"--ckpt_path {path}: {found}")
+        if model and data:  # the run of these very settings is chosen once they are parsed (runs.choose_run)
+            runs.CHOSEN = (path, root, model, data)
+        else:
+            rank_zero_info(f"--ckpt_path {path}: {found}, the newest {path}.ckpt of {what} (give a checkpoint's "
+                           "path to choose another)")
         path = str(found)
         args = args[:i] + [f"--ckpt_path={path}"] + args[i + (1 if "=" in args[i] else 2) :]
     if not Path(path).is_file():
