@@ -116,6 +116,11 @@ class ZooModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[RESUME_KEY] = capture(self)
+        logger = tensorboard(self.trainer) if self._trainer is not None else None
+        if logger is not None and self.trainer.global_rank == 0 and logger._experiment is not None:
+            # what was logged up to this checkpoint goes to disk with it: a kill now loses no point of the
+            # curves (the writer holds events up to flush_secs, 2 minutes), and the resume logs only what follows
+            logger.experiment.flush()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._resume_state = checkpoint.get(RESUME_KEY)
