@@ -161,3 +161,35 @@ def test_options_before_their_class_mean_the_same_as_after(fake_fashion):
     assert config["data"]["class_path"].endswith("FashionMNIST") and config["model"]["class_path"].endswith("LeNetBN")
     assert config["data"]["init_args"]["batch_size"] == 16 and config["data"]["init_args"]["root"] == str(root)
     assert config["model"]["init_args"]["head_lr_mult"] == 2.0
+
+
+@pytest.mark.parametrize("words", [[], ["--help"], ["-h"]])
+def test_bare_zoo_and_its_help_list_every_command_whole(words, capsys):
+    from zoo.app.help import WHAT
+    from zoo.cli import main
+
+    main(words)
+    out = capsys.readouterr().out
+    for command, text in WHAT.items():
+        assert f"  {command:<10}  {text}" in out  # the whole description, not cut mid-sentence
+    assert "  list " in out and "zoo --version" in out
+
+
+def test_version(capsys):
+    import lightning
+
+    from zoo.cli import main
+
+    main(["--version"])
+    out = capsys.readouterr().out
+    assert out.startswith("d2l-zoo ") and f"torch {torch.__version__}" in out and lightning.__version__ in out
+
+
+def test_help_after_a_chosen_datamodule_shows_its_options(capsys):
+    from zoo.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--data", "ImageFolder", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--data.crop_size" in out and "--data.random_resized_crop" in out and "--trainer.max_epochs" not in out
