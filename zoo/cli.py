@@ -40,7 +40,7 @@ def _quiet() -> None:
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     for message in (r".*isinstance\(treespec, LeafSpec\).*",  # raised inside Lightning on torch 2.14
                     r".*does not have many workers.*",  # the zoo's loaders slice tensors; workers only add overhead
-                    r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",  # its replacement is private
+                    r"torch\.distributed\.nn\.functional\.\w+ is deprecated",  # inside Lightning's gathers; its replacement is private
                     r"Couldn't infer the batch indices",
                     # a run's folder is its own (claimed with mkdir): the only checkpoints in it are the run's
                     r"Checkpoint directory .* exists and is not empty",
