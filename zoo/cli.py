@@ -44,6 +44,8 @@ def _quiet() -> None:
                     r"Couldn't infer the batch indices",
                     # a run's folder is its own (claimed with mkdir): the only checkpoints in it are the run's
                     r"Checkpoint directory .* exists and is not empty",
+                    # the rate is already all processes' together (SamplesPerSecond), logged by rank 0 alone
+                    r"It is recommended to use `self.log\('train/samples_per_sec'",
                     # the step curve spans epochs (train/loss_step every log_every_n_steps steps of the run)
                     r"The number of training batches \(\d+\) is smaller than the logging interval"):  # predict batches carry their own (PredictionsCSV)
         warnings.filterwarnings("ignore", message=message)

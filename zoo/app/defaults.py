@@ -78,7 +78,7 @@ class AnnounceRun(Callback):
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best and os.path.isfile(best):
-            print(f"Run folder: {trainer.log_dir}; best checkpoint {best}: evaluate it with "
+            print(f"Run folder: {log_dir}; best checkpoint {best}: evaluate it with "
                   f"`zoo test --ckpt_path {best}`", flush=True)
 
 
