@@ -47,13 +47,15 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None, help="--data.cache_dir of every run (default: the zoo's)")
     parser.add_argument("--arms", nargs="+", default=["rrc", "pad_crop"], choices=sorted(ARMS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per arm and seed")
+    parser.add_argument("--extra", action="append", default=[], help="one more word for every fit (repeatable), "
+                        "e.g. --extra=--optimizer.momentum --extra=0")
     add_write_flag(parser)
     args = parser.parse_args()
     root = Path(args.root).resolve()
     common = ["--model", "ResNet18", "--data", "ImageFolder", "--data.root", str(root), "--data.image_size", "32",
               "--data.crop_size", "32", "--data.batch_size", "128", "--optimizer", "SGD", "--optimizer.lr", "0.05",
               "--optimizer.momentum", "0.9", "--optimizer.weight_decay", "5e-4", "--trainer.max_epochs",
-              str(args.epochs), *QUIET, *(["--data.cache_dir", args.cache_dir] if args.cache_dir else [])]
+              str(args.epochs), *QUIET, *(["--data.cache_dir", args.cache_dir] if args.cache_dir else []), *args.extra]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     # the cache is built once, before the arms start together
     first = Path(args.workdir) / "cache_build"
@@ -86,11 +88,12 @@ def main() -> None:
         "## Small photos: RandomResizedCrop or pad-and-crop",
         "",
         f"`python benchmarks/small_image_aug.py --root ../shared/datasets/cifar10-images --epochs {args.epochs} "
-        f"--arms {' '.join(args.arms)} --seeds {seeds}`",
+        f"--arms {' '.join(args.arms)} --seeds {seeds}{''.join(' --extra=' + w for w in args.extra)}`",
         "",
         f"Machine: {machine()}. ResNet18 on the CIFAR-10 photos (the 20,000-photo JPEG subset: 18,000 training, "
         f"2,000 validation by the seeded split, 2,000 test) through `ImageFolder` at 32 px, batch 128, SGD lr 0.05 "
-        f"momentum 0.9 weight decay 5e-4, {args.epochs} epochs, seeds {seeds} (`--seed_everything` and "
+        f"momentum 0.9 weight decay 5e-4{' (then ' + ' '.join(args.extra) + ')' if args.extra else ''}, {args.epochs} "
+        f"epochs, seeds {seeds} (`--seed_everything` and "
         f"`--data.seed`), horizontal flip in every arm; test of the last checkpoint. All runs at once, one thread "
         f"each ({minutes:.0f} min).",
         "",

@@ -80,9 +80,6 @@ def stratified_split(labels: torch.Tensor, val_size: int | float, seed: int) -> 
     return torch.cat(train).sort().values, torch.cat(val).sort().values
 
 
-SMALL_CROP = 64  # below this crop size the default training crop is pad-and-crop, from it RandomResizedCrop
-
-
 @register_datamodule
 class ImageFolder(ImageDataModule):
     """Your own images: root/train/<class>/*.jpg (optional val/, test/); decoded once into a uint8 cache."""
@@ -105,10 +102,10 @@ class ImageFolder(ImageDataModule):
         normalize: bool = True,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
-        random_resized_crop: bool | None = None,
+        random_resized_crop: bool = True,
         scale: tuple[float, float] = (0.08, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        crop_padding: int | None = None,
+        crop_padding: int = 0,
         hflip: float = 0.5,
         brightness: float = 0.0,
         contrast: float = 0.0,
@@ -135,12 +132,11 @@ class ImageFolder(ImageDataModule):
             mean: per-channel mean to normalise with.
             std: per-channel std to normalise with.
             random_resized_crop: training: torchvision's RandomResizedCrop to crop_size (else the center crop).
-                Default: on from a crop_size of 64 px; below, pad-and-crop (crop_padding), which trains small
-                photos markedly better (benchmarks/RESULTS.md, "Small photos").
+                Also the better default for 32 px photos, measured against pad-and-crop (benchmarks/RESULTS.md,
+                "Small photos"); for that one: --data.random_resized_crop false --data.crop_padding 4.
             scale: RandomResizedCrop's range of the crop's area, as a fraction of the image.
             ratio: RandomResizedCrop's range of the crop's aspect ratio (width / height).
             crop_padding: training only: zero-pad by this many pixels, then crop back at a random place (0: off).
-                Default: crop_size // 8 (4 at 32 px) where pad-and-crop is the default, else 0.
             hflip: training only: probability of a horizontal flip (0: off).
             brightness: training only: brightness factor drawn from [max(0, 1 - b), 1 + b] (0: off).
             contrast: training only: contrast factor drawn from [max(0, 1 - c), 1 + c] (0: off).
@@ -162,12 +158,6 @@ class ImageFolder(ImageDataModule):
         self.native_size = image_size
         if channels == 1:
             self.mean, self.std = (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
-        # the training crop by size: RandomResizedCrop (made for 224 px ImageNet) throws most of a 32 px photo away
-        small = crop_size < SMALL_CROP
-        if random_resized_crop is None:
-            random_resized_crop = not small
-        if crop_padding is None:
-            crop_padding = crop_size // 8 if small and not random_resized_crop else 0
         super().__init__(root=root, batch_size=batch_size, val_size=val_size, seed=seed, normalize=normalize,
                          mean=mean, std=std, resize=None, download=False, crop_padding=crop_padding, hflip=hflip,
                          brightness=brightness, contrast=contrast, saturation=saturation, hue=hue,

@@ -449,18 +449,3 @@ def test_ddp_two_processes_count_every_evaluation_sample_once(tree, tmp_path):
     assert two["metrics"]["val/samples"] == one["metrics"]["val/samples"] == 5
     assert two["metrics"]["val/acc"] == pytest.approx(one["metrics"]["val/acc"], abs=1e-6)
     assert metrics(zoo("test", "-c", DDP_CPU, "--ckpt_path", ckpt, cwd=tmp_path), tmp_path)["metrics"]["test/samples"] == 17
-
-
-@pytest.mark.parametrize(("options", "rrc", "padding"), [
-    ({"image_size": 32, "crop_size": 32}, False, 4),  # CIFAR-sized photos: pad-and-crop by default
-    ({"image_size": 48, "crop_size": 40}, False, 5),
-    ({"image_size": 72, "crop_size": 64}, True, 0),  # from 64 px: RandomResizedCrop
-    ({"image_size": 256, "crop_size": 224}, True, 0),
-    ({"image_size": 32, "crop_size": 32, "random_resized_crop": True}, True, 0),  # chosen: as chosen
-    ({"image_size": 32, "crop_size": 32, "crop_padding": 2}, False, 2),
-    ({"image_size": 256, "crop_size": 224, "random_resized_crop": False}, False, 0),
-])
-def test_the_default_training_crop_goes_by_size(tree, tmp_path, options, rrc, padding):
-    root, _ = tree
-    dm = folder_dm(root, tmp_path, **options)
-    assert (dm.rrc is not None) == rrc and dm.augmentation.crop_padding == padding
