@@ -19,9 +19,9 @@ Choose (short class names; `zoo list` describes each):
 The zoo's options:
   --ckpt_path PATH|best|last
                             a checkpoint to {ckpt}; `best` / `last` find the newest best.ckpt / last.ckpt
-                            of the chosen model on the chosen data under lightning_logs/ (with none chosen:
-                            the newest run). A checkpoint names its model and DataModule with their options,
-                            so nothing else is needed.{only}
+                            of the run of the chosen model and data with these settings under lightning_logs/
+                            (with none chosen: the newest run); the run taken is named. A checkpoint names its
+                            model and DataModule with their options, so nothing else is needed.{only}
   --optimizer NAME          any torch.optim optimizer (default SGD, --optimizer.lr 0.1)
   --lr_scheduler NAME       any torch.optim.lr_scheduler scheduler (default none)
   --seed_everything N       the run's seed (default 0; true for a random one)
@@ -49,7 +49,9 @@ ONLY = {
                             N steps (default 0: at the end of each epoch only)""",
     "predict": """
   --data.predict_path PATH  an image file or a folder of images to classify (PNG, JPEG, any size); one
-                            CSV row per file. Without it the test set is classified.""",
+                            CSV row per file. Without it the test set is classified.
+  --top_k K                 the K most probable classes of each input (default 1)
+  --output FILE             the CSV to write (default: a new predictions.csv in the run's folder)""",
 }
 
 
