@@ -43,6 +43,7 @@ def fashion(tmp_path):
             "--data.batch_size", "10", *QUIET]
 
 
+@pytest.mark.slow  # starts several processes
 def test_a_full_disk_says_so_in_one_line_and_leaves_no_part_file(tmp_path, fashion):
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -84,6 +85,7 @@ def test_an_unwritable_folder_names_itself_and_the_option_that_moves_it(tmp_path
     assert len(lines) == 1 and str(ro) in lines[0] and hint in lines[0], out.stderr[-3000:]
 
 
+@pytest.mark.slow  # starts several processes
 def test_a_kill_during_a_checkpoint_write_leaves_nothing_after_the_resume(tmp_path, fashion):
     fit = ["fit", "--model", "MLP", *fashion, "--trainer.max_epochs", "2", "--checkpoint_every_n_steps", "3"]
     out = zoo([*fit, "--trainer.callbacks+=tests.fakes.KillMidWrite", "--trainer.callbacks.at", "2"], tmp_path)
@@ -113,6 +115,7 @@ def test_a_stale_part_file_is_removed_and_a_live_one_kept(tmp_path):
         alive.kill()
 
 
+@pytest.mark.slow  # starts several processes
 def test_a_start_killed_before_its_first_checkpoint_resumes_in_its_folder(tmp_path, fashion):
     fit = ["fit", "--model", "MLP", *fashion, "--trainer.max_epochs", "1"]
     out = zoo([*fit, "--trainer.callbacks+=tests.fakes.KillAt", "--trainer.callbacks.step", "2"], tmp_path)

@@ -39,6 +39,7 @@ def test_claim_takes_the_next_number_after_a_collision(tmp_path, monkeypatch):
     assert claim_version(tmp_path) == 6
 
 
+@pytest.mark.slow  # three training processes at once
 def test_two_fits_started_together_get_two_folders(tmp_path):
     make_mnist_like(tmp_path / "data" / "FashionMNIST" / "raw")
     args = [sys.executable, "-m", "zoo.cli", "fit", "--model", "SoftmaxRegression", "--data",
