@@ -110,3 +110,19 @@ def test_best_and_last_take_the_run_of_the_settings_given(tmp_path, fashion):
     # with no model or data named: the newest checkpoint of any run, as before
     anyone = cli("test", "--ckpt_path", "best")
     assert Path(anyone.config.test.ckpt_path).resolve() == runs / "version_0" / "checkpoints" / "best.ckpt"
+
+
+def test_a_claim_survives_its_parent_removed_meanwhile(tmp_path, monkeypatch):
+    # a run that failed before training removes its empty <Model>-<Data>/ folder while another run claims in it
+    root = tmp_path / "LeNet-MNIST"
+    real_mkdir = Path.mkdir
+    removed = []
+
+    def parent_gone_once(self, *args, **kwargs):
+        if self.name == "version_0" and not removed:
+            removed.append(self)
+            root.rmdir()
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", parent_gone_once)
+    assert claim_version(root) == 0 and (root / "version_0").is_dir() and removed

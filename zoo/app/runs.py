@@ -90,6 +90,8 @@ def claim_version(root: str | Path) -> int:
             return version
         except FileExistsError:
             version += 1
+        except FileNotFoundError:  # a run that left nothing removed the empty parent meanwhile
+            root.mkdir(parents=True, exist_ok=True)
 
 
 OWNER = ".owner"  # host and process id of the command that writes the run
@@ -329,16 +331,27 @@ class RemoveEmptyRun(L.Callback):
         if folder is None:
             return
         results = any((folder / name).exists() for name in self.RESULTS) or any(folder.glob("predictions*.csv"))
-        if not results and all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*")):  # nothing older than this command
+        if not results and self._all_new(folder):
             for logger in trainer.loggers:  # its writer would write into the removed folder at the end
                 if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
                     logger.experiment.close()
-            shutil.rmtree(folder)
+            shutil.rmtree(folder, ignore_errors=True)
             for parent in (folder.parent, folder.parent.parent):  # <Model>-<Data>/ and lightning_logs/, if now empty
-                if LOG_DIR in parent.parts and not any(parent.iterdir()):
+                if LOG_DIR not in parent.parts:
+                    break
+                try:  # rmdir only removes an empty folder: safe beside other runs starting at this moment
                     parent.rmdir()
+                except OSError:
+                    break
         else:
             self._remove_own_events(trainer)
+
+    def _all_new(self, folder: Path) -> bool:
+        """Nothing in ``folder`` is older than this command."""
+        try:
+            return all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*"))
+        except OSError:
+            return False
 
     def _remove_own_events(self, trainer: L.Trainer) -> None:
         """This process's TensorBoard file (``events.out.tfevents.<time>.<host>.<pid>.<n>``) in a run's folder."""
