@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 import datamodules  # noqa: F401  (registers the DataModules)
 import zoo  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
-from zoo.app import arguments, checks, defaults, messages, runs
+from zoo.app import arguments, checks, defaults, messages, run_identity, runs
 from zoo.app.help import catalogue, class_help, short_help, top_help, version
 from zoo.app.predictions import report_unreadable
 from zoo.training.batchnorm_sync import BatchNormSync
@@ -80,7 +80,7 @@ class ZooCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.own(self.config)
-        runs.choose_run(config, self.subcommand)
+        run_identity.choose_run(config, self.subcommand)
         checks.check_device(config.trainer)
         checks.check_optimizer(config)
         checks.prepare_weights(config)

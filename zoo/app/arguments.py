@@ -13,7 +13,7 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from zoo.app.names import check_names, dropped_options, named_classes
-from zoo.app import runs
+from zoo.app import run_identity, runs
 from zoo.app.runs import find_checkpoint, read_hparams
 from zoo_common import ConfigError, class_name
 
@@ -47,7 +47,7 @@ def choices_first(args: list[str]) -> list[str]:
 def with_checkpoint(args: list[str]) -> list[str]:
     """``--ckpt_path best|last`` becomes the newest such file of this model and data; model and data left out
     come from the checkpoint (its options too for the data; LightningCLI reloads the model's itself)."""
-    runs.RESTART = runs.CHOSEN = None
+    runs.RESTART = run_identity.CHOSEN = None
     i, path = _option(args, "--ckpt_path")
     if path in (None, "", "None", "null"):
         return args
@@ -69,8 +69,8 @@ def with_checkpoint(args: list[str]) -> list[str]:
         if found is None:
             raise ConfigError(f"--ckpt_path {path}: no {path}.ckpt of {what} under {root}/lightning_logs; "
                               "train one with `zoo fit` first, or give a checkpoint's path")
-        if model and data:  # the run of these very settings is chosen once they are parsed (runs.choose_run)
-            runs.CHOSEN = (path, root, model, data)
+        if model and data:  # the run of these very settings is chosen once they are parsed (choose_run)
+            run_identity.CHOSEN = (path, root, model, data)
         else:
             rank_zero_info(f"--ckpt_path {path}: {found}, the newest {path}.ckpt of {what} (give a checkpoint's "
                            "path to choose another)")

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.cli import SaveConfigCallback
 
 from zoo.app import runs
+from zoo.app.empty_runs import RemoveEmptyRun
 from zoo.app.predictions import PredictionsCSV
 from zoo.training import callbacks as cb
 
@@ -92,7 +93,7 @@ def callbacks(config) -> list[Callback]:
     monitors = [ShowDeviceLines(), AnnounceRun(), cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
                 cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps),
                 PredictionsCSV(config.get("output"), config.get("top_k") or 1),
-                runs.RemoveEmptyRun()]
+                RemoveEmptyRun()]
     if config.trainer.get("logger") is not False:
         monitors.append(LearningRateMonitor(logging_interval="epoch"))
     if config.trainer.get("enable_progress_bar") is not False:

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -39,17 +36,17 @@ def run_folder(ckpt: str | Path) -> Path | None:
     return None
 
 
-def _runs(root: str | Path) -> list[Path]:
+def all_runs(root: str | Path) -> list[Path]:
     """Every run under ``<root>/lightning_logs``: ``<Model>-<Data>/version_N``, and the older ``version_N``."""
     logs = Path(root) / LOG_DIR
     return [run for run in (*logs.glob("*/version_*"), *logs.glob("version_*")) if (run / "checkpoints").is_dir()]
 
 
-def _last_written(run: Path) -> int:
+def last_written(run: Path) -> int:
     return max((f.stat().st_mtime_ns for f in (run / "checkpoints").iterdir()), default=0)
 
 
-def _run_classes(run: Path) -> tuple[str | None, str | None]:
+def run_classes(run: Path) -> tuple[str | None, str | None]:
     """The model and data class paths a run was started with, from the config LightningCLI saved."""
     try:
         config = yaml.safe_load((run / "config.yaml").read_text()) or {}
@@ -58,7 +55,7 @@ def _run_classes(run: Path) -> tuple[str | None, str | None]:
     return (config.get("model") or {}).get("class_path"), (config.get("data") or {}).get("class_path")
 
 
-def _same_class(a: str | None, b: str | None) -> bool:
+def same_class(a: str | None, b: str | None) -> bool:
     # "zoo.LeNet" and "zoo.lenet.LeNet" name the same class
     return a is None or b is None or class_name(a) == class_name(b)
 
@@ -67,12 +64,12 @@ def find_checkpoint(
     which: str, root: str | Path = ".", model: str | None = None, data: str | None = None
 ) -> Path | None:
     """``<which>.ckpt`` of the run of this model and data under ``<root>/lightning_logs`` that wrote a checkpoint last."""
-    for run in sorted(_runs(root), key=_last_written, reverse=True):
+    for run in sorted(all_runs(root), key=last_written, reverse=True):
         ckpt = run / "checkpoints" / f"{which}.ckpt"
         if not ckpt.is_file():
             continue
-        run_model, run_data = _run_classes(run)
-        if _same_class(model, run_model) and _same_class(data, run_data):
+        run_model, run_data = run_classes(run)
+        if same_class(model, run_model) and same_class(data, run_data):
             return ckpt
     return None
 
@@ -152,95 +149,6 @@ class RunLogger(TensorBoardLogger):
         return version
 
 
-#: ``--ckpt_path best|last`` as the command line gave it, before it became a path: (which, root, model, data)
-CHOSEN: tuple[str, str, str | None, str | None] | None = None
-
-# what makes two runs the same run: the trainer's options may change between a run and its resume
-# (more epochs, other devices), these may not; where the data lives, or what it predicts, is no setting of the run
-IDENTITY = ("model", "data", "optimizer", "lr_scheduler", "seed_everything")
-# (and what the data determines: linked into the model, saved as null)
-NOT_IDENTITY = {"predict_path", "root", "download", "cache_dir", "workers", "num_classes", "in_channels", "input_size",
-                "num_features"}
-
-
-def _plain(value):
-    """Tuples as lists, as a YAML file gives them back."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def identity(config: dict) -> dict:
-    """The settings that make a run that run, from a config as a dict (``config.yaml`` or the parsed one)."""
-    config = _plain(config)
-    out = {}
-    for key in IDENTITY:
-        value = config.get(key)
-        if isinstance(value, dict):
-            args = {k: v for k, v in (value.get("init_args") or {}).items() if k not in NOT_IDENTITY}
-            value = {"class": class_name(value.get("class_path")), **args}
-        out[key] = value
-    return out
-
-
-def differences(mine: dict, theirs: dict) -> list[str]:
-    """``key: theirs -> mine`` for each setting that differs (nested one level: ``optimizer.lr``)."""
-    out = []
-    for key in IDENTITY:
-        a, b = theirs.get(key), mine.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += [f"{key}.{k} {a.get(k)!r} (here {b.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        elif a != b:
-            out.append(f"{key} {a!r} (here {b!r})")
-    return out
-
-
-def choose_run(config, subcommand: str) -> None:
-    """``--ckpt_path best|last`` with a model and data chosen: the newest run of *these* settings (model and
-    data options, optimizer, scheduler, seed), not just the newest of the model on the data; the run taken
-    is named, with how to take another. ``zoo fit ... --ckpt_path last`` with no run of these settings starts
-    a new run rather than continue another's."""
-    if CHOSEN is None or not config.get("ckpt_path"):
-        return
-    which, root, model, data = CHOSEN
-    candidates = []
-    for run in sorted(_runs(root), key=_last_written, reverse=True):
-        run_model, run_data = _run_classes(run)
-        if (run / "checkpoints" / f"{which}.ckpt").is_file() and _same_class(model, run_model) and _same_class(data, run_data):
-            candidates.append(run)
-    if not candidates:
-        return
-    mine = identity(config.as_dict())
-    same = [run for run in candidates if not differences(mine, identity(_run_config(run)))]
-    what = f"{class_name(model)} on {class_name(data)}"
-    if same:
-        config.ckpt_path = str(same[0] / "checkpoints" / f"{which}.ckpt")
-        others = len(candidates) - len(same)
-        rank_zero_info(f"--ckpt_path {which}: {config.ckpt_path}, the newest of {len(same)} run(s) of {what} with "
-                       f"these settings" + (f" ({others} run(s) with other settings left alone)" if others else "")
-                       + "; give a checkpoint's path to choose another")
-        return
-    newest = candidates[0] / "checkpoints" / f"{which}.ckpt"
-    changed = "; ".join(differences(mine, identity(_run_config(candidates[0])))[:4])
-    if subcommand == "fit" and which == "last":
-        config.ckpt_path = None
-        rank_zero_info(f"--ckpt_path last: no run of {what} with these settings has a checkpoint, starting a new run "
-                       f"(the newest, {newest}, differs: {changed}; give its path to continue it)")
-    else:
-        config.ckpt_path = str(newest)
-        rank_zero_info(f"--ckpt_path {which}: {newest}, the newest run of {what}, whose settings differ from "
-                       f"these: {changed}; give a checkpoint's path to choose another")
-
-
-def _run_config(run: Path) -> dict:
-    try:
-        return yaml.safe_load((run / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-
-
 class RunFinished(Exception):
     """``zoo fit --ckpt_path`` of a run that has already reached its end: nothing to train (exit status 0)."""
 
@@ -292,81 +200,6 @@ def check_not_finished(ckpt: str, trainer) -> None:
     if max_epochs is not None and epochs is not None and epochs >= max_epochs:
         raise RunFinished(f"{ckpt} has finished: it trained {epochs} of --trainer.max_epochs {max_epochs} epochs; "
                           f"to train longer, pass a larger --trainer.max_epochs (e.g. {2 * max_epochs})")
-
-
-class RemoveEmptyRun(L.Callback):
-    """A command that trains no step and writes no result leaves no run folder behind (Lightning makes the
-    logger's folder when the command starts): one that fails early, or ``--trainer.max_epochs 0``. A failed
-    evaluation or prediction in an existing run's folder takes back the event file it started there.
-    Only what this command made is removed."""
-
-    RESULTS = ("checkpoints", "test_metrics.json", "validate_metrics.json", "predictions.csv")
-
-    def __init__(self) -> None:
-        self.started = time.time()
-        self.first_step: int | None = None
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.first_step = trainer.global_step  # a resumed run's: after its checkpoint was restored
-
-    def _trained(self, trainer: L.Trainer) -> bool:
-        return self.first_step is not None and trainer.global_step > self.first_step
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._trained(trainer):  # --trainer.max_epochs 0, a limit of 0 batches: nothing was trained
-            self._remove(trainer)
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn != "fit" or not self._trained(trainer):
-            self._remove(trainer)
-
-    def _log_dir(self, trainer: L.Trainer) -> Path | None:
-        log_dir = getattr(trainer.logger, "log_dir", None)  # none for fast_dev_run's stand-in logger
-        if trainer.global_rank != 0 or not log_dir or not Path(log_dir).is_dir():
-            return None
-        return Path(log_dir)
-
-    def _remove(self, trainer: L.Trainer) -> None:
-        folder = self._log_dir(trainer)
-        if folder is None:
-            return
-        results = any((folder / name).exists() for name in self.RESULTS) or any(folder.glob("predictions*.csv"))
-        if not results and self._all_new(folder):
-            for logger in trainer.loggers:  # its writer would write into the removed folder at the end
-                if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
-                    logger.experiment.close()
-            shutil.rmtree(folder, ignore_errors=True)
-            for parent in (folder.parent, folder.parent.parent):  # <Model>-<Data>/ and lightning_logs/, if now empty
-                if LOG_DIR not in parent.parts:
-                    break
-                try:  # rmdir only removes an empty folder: safe beside other runs starting at this moment
-                    parent.rmdir()
-                except OSError:
-                    break
-        else:
-            self._remove_own_events(trainer)
-
-    def _all_new(self, folder: Path) -> bool:
-        """Nothing in ``folder`` is older than this command."""
-        try:
-            return all(f.stat().st_mtime >= self.started - 1 for f in folder.rglob("*"))
-        except OSError:
-            return False
-
-    def _remove_own_events(self, trainer: L.Trainer) -> None:
-        """This process's TensorBoard file (``events.out.tfevents.<time>.<host>.<pid>.<n>``) in a run's folder."""
-        folder = self._log_dir(trainer)
-        if folder is None:
-            return
-        own = list(folder.glob(f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"))
-        if not own:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
-                logger.experiment.close()
-        for events in own:
-            if events.stat().st_mtime >= self.started - 1:
-                events.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
