@@ -125,27 +125,11 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     ``DiskFullError`` that names the file and the space left.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(dest.parent, f".{dest.name}.")
-    fd, tmp = _create_unique(dest)
-    written = 0
+    tmp = _write_temporary(dest, write)
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                write(out)
-                out.flush()
-                os.fsync(out.fileno())
-            finally:
-                written = out.tell() if not out.closed else 0
         os.replace(tmp, dest)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if disk_full(e):
-            raise DiskFullError(
-                f"the disk is full: writing {dest} stopped after {written / 2**20:.1f} MB, and its disk has "
-                f"{free_mb(dest.parent):.1f} MB free without it; free space there, or write elsewhere (runs: "
-                "--trainer.default_root_dir DIR)") from None
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -153,15 +137,9 @@ def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: C
     earlier file is never overwritten). The name is claimed by a hard link, which fails if it exists: two
     writers at once get two files, and a kill leaves no empty file behind."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     first = folder / f"{stem}{suffix}"
-    remove_stale_parts(folder, f".{first.name}.")
-    fd, tmp = _create_unique(first)
+    tmp = _write_temporary(first, write)
     try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
         n = 0
         while True:
             dest = first if n == 0 else folder / f"{stem}_{n}{suffix}"
@@ -178,13 +156,34 @@ def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: C
                     continue
                 os.replace(tmp, dest)
                 return dest
-    except BaseException as e:
-        if disk_full(e):
-            raise DiskFullError(f"the disk is full: writing into {folder}, which has {free_mb(folder):.1f} MB free; "
-                                "free space there, or write elsewhere") from None
-        raise
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _write_temporary(dest: Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """``write`` into a new temporary file beside ``dest`` (stale ones of killed writers removed first),
+    flushed to disk; on any failure the file is gone, and a full disk is a ``DiskFullError``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(dest.parent, f".{dest.name}.")
+    fd, tmp = _create_unique(dest)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            finally:
+                written = out.tell()
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if disk_full(e):
+            raise DiskFullError(
+                f"the disk is full: writing {dest} stopped after {written / 2**20:.1f} MB, and its disk has "
+                f"{free_mb(dest.parent):.1f} MB free without it; free space there, or write elsewhere (runs: "
+                "--trainer.default_root_dir DIR)") from None
+        raise
+    return tmp
 
 
 def part_name(dest: Path, suffix: str = ".part") -> Path:
@@ -196,14 +195,13 @@ def part_name(dest: Path, suffix: str = ".part") -> Path:
 def remove_stale_parts(folder: Path, prefix: str, suffix: str = ".part") -> list[Path]:
     """Remove the temporary files named by ``part_name`` under ``folder`` whose writer on this host is dead."""
     removed = []
-    host = socket.gethostname()
     try:
         candidates = [p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(suffix)]
     except OSError:
         return removed
     for path in candidates:
         owner = path.name[len(prefix):-len(suffix)].rsplit("-", 2)
-        if len(owner) != 3 or owner[0] != host or not owner[1].isdigit() or _alive(int(owner[1])):
+        if len(owner) != 3 or not owner[1].isdigit() or owner_alive(owner[0], int(owner[1])):
             continue
         try:
             path.unlink()
@@ -213,7 +211,10 @@ def remove_stale_parts(folder: Path, prefix: str, suffix: str = ".part") -> list
     return removed
 
 
-def _alive(pid: int) -> bool:
+def owner_alive(host: str, pid: int) -> bool:
+    """Whether process ``pid`` of ``host`` may still be running: only a process of this host can be known dead."""
+    if host != socket.gethostname():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

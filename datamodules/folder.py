@@ -20,18 +20,18 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from datamodules.augment import RandomResizedCrop, center_crop
 from datamodules.files import DatasetError
 from datamodules.image import ImageDataModule
-from datamodules.listing import printable, skipped_text
 from datamodules.image_cache import (
     BadImage,
     CachedSplit,
     build_cache,
-    check_cache_dir,
     cache_key,
+    check_cache_dir,
     class_folders,
     decode,
     list_split,
     load_cache,
 )
+from datamodules.listing import printable, skipped_text
 from zoo_common import ConfigError, register_datamodule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -13,18 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, make_mnist_like
+from tests.conftest import make_mnist_like
+from tests.test_reliability import QUIET
+from tests.test_runs import ENV, zoo  # a session of its own per command: tests.fakes.KillAt kills its group
 from zoo_common import atomic_write, part_name
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 ZOO = [sys.executable, "-m", "zoo.cli"]
-
-
-def zoo(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    # a session of its own: tests.fakes.KillAt kills its whole process group
-    return subprocess.run([*ZOO, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300,
-                          start_new_session=True)
 
 
 def in_namespace(script: str, cwd: Path) -> subprocess.CompletedProcess:

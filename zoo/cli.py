@@ -41,13 +41,13 @@ def _quiet() -> None:
     for message in (r".*isinstance\(treespec, LeafSpec\).*",  # raised inside Lightning on torch 2.14
                     r".*does not have many workers.*",  # the zoo's loaders slice tensors; workers only add overhead
                     r"torch\.distributed\.nn\.functional\.\w+ is deprecated",  # inside Lightning's gathers; its replacement is private
-                    r"Couldn't infer the batch indices",
+                    r"Couldn't infer the batch indices",  # predict batches carry their own (PredictionsCSV)
                     # a run's folder is its own (claimed with mkdir): the only checkpoints in it are the run's
                     r"Checkpoint directory .* exists and is not empty",
                     # the rate is already all processes' together (SamplesPerSecond), logged by rank 0 alone
                     r"It is recommended to use `self.log\('train/samples_per_sec'",
                     # the step curve spans epochs (train/loss_step every log_every_n_steps steps of the run)
-                    r"The number of training batches \(\d+\) is smaller than the logging interval"):  # predict batches carry their own (PredictionsCSV)
+                    r"The number of training batches \(\d+\) is smaller than the logging interval"):
         warnings.filterwarnings("ignore", message=message)
 
 

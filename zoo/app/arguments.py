@@ -12,15 +12,15 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from zoo.app.names import check_names, dropped_options, named_classes
 from zoo.app import run_identity, runs
+from zoo.app.names import check_names, dropped_options, named_classes
 from zoo.app.runs import find_checkpoint, read_hparams
 from zoo_common import ConfigError, class_name
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
-def _option(args: list[str], name: str) -> tuple[int, str | None]:
+def option(args: list[str], name: str) -> tuple[int, str | None]:
     """Index and value of the last ``name VALUE`` or ``name=VALUE`` (-1, None when absent)."""
     found = (-1, None)
     for i, arg in enumerate(args):
@@ -35,7 +35,7 @@ def choices_first(args: list[str]) -> list[str]:
     """Move ``--model NAME`` / ``--data NAME`` before the first ``--model.X`` / ``--data.X`` (parsing goes left to right)."""
     args = list(args)
     for key in ("model", "data"):
-        i, value = _option(args, f"--{key}")
+        i, value = option(args, f"--{key}")
         first = next((j for j, a in enumerate(args) if a.startswith(f"--{key}.") and not a.startswith(f"--{key}.help")), -1)
         if i > first >= 0:
             word = args[i : i + (1 if "=" in args[i] else 2)]
@@ -48,14 +48,14 @@ def with_checkpoint(args: list[str]) -> list[str]:
     """``--ckpt_path best|last`` becomes the newest such file of this model and data; model and data left out
     come from the checkpoint (its options too for the data; LightningCLI reloads the model's itself)."""
     runs.RESTART = run_identity.CHOSEN = None
-    i, path = _option(args, "--ckpt_path")
+    i, path = option(args, "--ckpt_path")
     if path in (None, "", "None", "null"):
         return args
     chosen = dict(named_classes(args))
     model, data = chosen.get("model"), chosen.get("data")
     subcommand = next((a for a in args if a in SUBCOMMANDS), None)
     if path in ("best", "last"):
-        root = _option(args, "--trainer.default_root_dir")[1] or "."
+        root = option(args, "--trainer.default_root_dir")[1] or "."
         found = find_checkpoint(path, root, model, data)
         what = " of ".join(filter(None, [class_name(model), class_name(data)])) or "any run"
         if found is None and subcommand == "fit" and path == "last":

@@ -90,8 +90,8 @@ PLUGINS = {"class_path": "zoo.training.checkpoint_io.AtomicCheckpointIO"}
 def callbacks(config) -> list[Callback]:
     """What every run shows and keeps, in this order (the best/last checkpoints come from the model's
     ``configure_callbacks``; Lightning runs checkpoint callbacks last)."""
-    monitors = [ShowDeviceLines(), AnnounceRun(), cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(), cb.SamplesPerSecond(),
-                cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps),
+    monitors = [ShowDeviceLines(), AnnounceRun(), cb.StopOnNonFiniteLoss(), cb.CheckpointOnSigterm(), cb.InputGrid(),
+                cb.SamplesPerSecond(), cb.HparamsWithMetrics(), cb.CheckpointEveryNSteps(config.checkpoint_every_n_steps),
                 PredictionsCSV(config.get("output"), config.get("top_k") or 1),
                 RemoveEmptyRun()]
     if config.trainer.get("logger") is not False:

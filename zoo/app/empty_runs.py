@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from zoo.app.runs import LOG_DIR
 
+
 class RemoveEmptyRun(L.Callback):
     """A command that trains no step and writes no result leaves no run folder behind (Lightning makes the
     logger's folder when the command starts): one that fails early, or ``--trainer.max_epochs 0``. A failed
@@ -51,9 +52,7 @@ class RemoveEmptyRun(L.Callback):
             return
         results = any((folder / name).exists() for name in self.RESULTS) or any(folder.glob("predictions*.csv"))
         if not results and self._all_new(folder):
-            for logger in trainer.loggers:  # its writer would write into the removed folder at the end
-                if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
-                    logger.experiment.close()
+            self._close_writers(trainer)
             shutil.rmtree(folder, ignore_errors=True)
             for parent in (folder.parent, folder.parent.parent):  # <Model>-<Data>/ and lightning_logs/, if now empty
                 if LOG_DIR not in parent.parts:
@@ -80,9 +79,14 @@ class RemoveEmptyRun(L.Callback):
         own = list(folder.glob(f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"))
         if not own:
             return
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
-                logger.experiment.close()
+        self._close_writers(trainer)
         for events in own:
             if events.stat().st_mtime >= self.started - 1:
                 events.unlink(missing_ok=True)
+
+    @staticmethod
+    def _close_writers(trainer: L.Trainer) -> None:
+        """Close the TensorBoard writers first: at the end, an open one would write into what was removed."""
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
+                logger.experiment.close()

@@ -5,6 +5,7 @@ The full listing (every Trainer option, from Lightning's signatures) stays one w
 
 from __future__ import annotations
 
+from zoo.app.arguments import option
 from zoo_common import get_datamodule, get_model, list_datamodules, list_models
 
 TEXT = """usage: zoo {sub} [-c CONFIG.yaml] [--model NAME] [--data NAME] [--OPTION VALUE ...]
@@ -94,10 +95,9 @@ def class_help(argv: list[str]) -> list[str]:
     if not any(a in ("-h", "--help") for a in argv) or argv[-2:] in (["--help", "all"], ["-h", "all"]):
         return argv
     for key in ("--data", "--model"):
-        for i, arg in enumerate(argv):
-            name = arg.partition("=")[2] if arg.startswith(key + "=") else argv[i + 1] if arg == key and i + 1 < len(argv) else None
-            if name:
-                return [a for a in argv if a not in ("-h", "--help")] + [f"{key}.help", name]
+        name = option(argv, key)[1]
+        if name:
+            return [a for a in argv if a not in ("-h", "--help")] + [f"{key}.help", name]
     return argv
 
 

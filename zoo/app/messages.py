@@ -12,6 +12,7 @@ from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from zoo.app.arguments import SUBCOMMANDS
 from zoo.app.runs import RunFinished
 from zoo_common import ZooError
 
@@ -44,8 +45,6 @@ def _expected(message: str) -> list[str]:
 
 def subcommand() -> str:
     """The subcommand this process runs (``fit`` when none is given yet)."""
-    from zoo.app.arguments import SUBCOMMANDS
-
     return next((a for a in sys.argv[1:] if a in SUBCOMMANDS), "fit")
 
 

@@ -9,18 +9,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from zoo_common import ConfigError, list_datamodules, list_models
+from zoo_common import ConfigError, get_datamodule, get_model, list_datamodules, list_models
 
 
-def named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
-    """(key, value) of every --model/--data given on the command line or in a -c config file."""
+def _options(args: list[str]) -> Iterator[tuple[str, str]]:
+    """(word, the value after it) of every word: ``--key value`` and ``--key=value`` alike."""
     for i, arg in enumerate(args):
         key, _, value = arg.partition("=")
         if not value and i + 1 < len(args):
             value = args[i + 1]
+        yield key, value
+
+
+def _is_config(key: str, value: str) -> bool:
+    return key in ("-c", "--config") and value.endswith((".yaml", ".yml")) and Path(value).is_file()
+
+
+def named_classes(args: list[str]) -> Iterator[tuple[str, str]]:
+    """(key, value) of every --model/--data given on the command line or in a -c config file."""
+    for key, value in _options(args):
         if key in ("--model", "--data"):
             yield key[2:], value
-        elif key in ("-c", "--config") and value.endswith((".yaml", ".yml")) and Path(value).is_file():
+        elif _is_config(key, value):
             config = read_config(value)
             for section in ("model", "data"):
                 entry = config.get(section)
@@ -73,11 +83,8 @@ def dropped_options(args: list[str]) -> list[str]:
     take: jsonargparse drops them without a word, so the CLI warns."""
     notes = []
     chosen: dict[str, tuple[str, dict, str]] = {}
-    for i, arg in enumerate(args):
-        key, _, value = arg.partition("=")
-        if not value and i + 1 < len(args):
-            value = args[i + 1]
-        if key in ("-c", "--config") and value.endswith((".yaml", ".yml")) and Path(value).is_file():
+    for key, value in _options(args):
+        if _is_config(key, value):
             config = read_config(value)
             for section in ("model", "data"):
                 entry = config.get(section)
@@ -111,8 +118,6 @@ def _accepted(cls: type) -> set[str]:
 
 
 def _registered(section: str, name: str) -> type | None:
-    from zoo_common import get_datamodule, get_model
-
     try:
         return (get_model if section == "model" else get_datamodule)(name)
     except KeyError:

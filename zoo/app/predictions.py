@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from zoo.training.module import ClassificationModule
 from datamodules.listing import printable
+from zoo.training.module import ClassificationModule
 from zoo_common import atomic_write, atomic_write_new
 
 
@@ -90,13 +90,6 @@ def prediction_rows(index: torch.Tensor, probs: torch.Tensor, datamodule, top_k:
     for bad in getattr(datamodule, "predict_errors", {}):
         writer.writerow([str(bad)] + [""] * (len(header) - 1))
     return rows
-
-
-def write_predictions(path: Path, index: torch.Tensor, probs: torch.Tensor, datamodule, top_k: int = 1) -> None:
-    """``prediction_rows`` written to ``path``; a file name that is not UTF-8 is written as its own bytes
-    (surrogateescape), so the row names that file."""
-    rows = prediction_rows(index, probs, datamodule, top_k)
-    atomic_write(path, lambda out: out.write(rows.getvalue().encode("utf-8", "surrogateescape")))
 
 
 def report_unreadable(datamodule, rank: int) -> None:

@@ -3,12 +3,9 @@ the data (a benchmark's run, or a two-node run, of the same model is not the one
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
 from lightning.pytorch.utilities import rank_zero_info
 
-from zoo.app.runs import all_runs, last_written, run_classes, same_class
+from zoo.app.runs import run_config, runs_with
 from zoo_common import class_name
 
 #: ``--ckpt_path best|last`` as the command line gave it, before it became a path: (which, root, model, data)
@@ -64,15 +61,12 @@ def choose_run(config, subcommand: str) -> None:
     if CHOSEN is None or not config.get("ckpt_path"):
         return
     which, root, model, data = CHOSEN
-    candidates = []
-    for run in sorted(all_runs(root), key=last_written, reverse=True):
-        run_model, run_data = run_classes(run)
-        if (run / "checkpoints" / f"{which}.ckpt").is_file() and same_class(model, run_model) and same_class(data, run_data):
-            candidates.append(run)
+    mine = identity(config.as_dict())
+    # each candidate run with what differs from these settings (nothing: a run of these settings)
+    candidates = {run: differences(mine, identity(run_config(run))) for run in runs_with(which, root, model, data)}
     if not candidates:
         return
-    mine = identity(config.as_dict())
-    same = [run for run in candidates if not differences(mine, identity(_run_config(run)))]
+    same = [run for run, differ in candidates.items() if not differ]
     what = f"{class_name(model)} on {class_name(data)}"
     if same:
         config.ckpt_path = str(same[0] / "checkpoints" / f"{which}.ckpt")
@@ -81,8 +75,9 @@ def choose_run(config, subcommand: str) -> None:
                        f"these settings" + (f" ({others} run(s) with other settings left alone)" if others else "")
                        + "; give a checkpoint's path to choose another")
         return
-    newest = candidates[0] / "checkpoints" / f"{which}.ckpt"
-    changed = "; ".join(differences(mine, identity(_run_config(candidates[0])))[:4])
+    newest_run = next(iter(candidates))
+    newest = newest_run / "checkpoints" / f"{which}.ckpt"
+    changed = "; ".join(candidates[newest_run][:4])
     if subcommand == "fit" and which == "last":
         config.ckpt_path = None
         rank_zero_info(f"--ckpt_path last: no run of {what} with these settings has a checkpoint, starting a new run "
@@ -92,9 +87,3 @@ def choose_run(config, subcommand: str) -> None:
         rank_zero_info(f"--ckpt_path {which}: {newest}, the newest run of {what}, whose settings differ from "
                        f"these: {changed}; give a checkpoint's path to choose another")
 
-
-def _run_config(run: Path) -> dict:
-    try:
-        return yaml.safe_load((run / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}

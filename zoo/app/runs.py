@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from zoo_common import atomic_write, class_name
+from zoo_common import atomic_write, class_name, owner_alive
 
 LOG_DIR = "lightning_logs"
 
@@ -36,42 +37,54 @@ def run_folder(ckpt: str | Path) -> Path | None:
     return None
 
 
-def all_runs(root: str | Path) -> list[Path]:
+def _runs(root: str | Path) -> list[Path]:
     """Every run under ``<root>/lightning_logs``: ``<Model>-<Data>/version_N``, and the older ``version_N``."""
     logs = Path(root) / LOG_DIR
     return [run for run in (*logs.glob("*/version_*"), *logs.glob("version_*")) if (run / "checkpoints").is_dir()]
 
 
-def last_written(run: Path) -> int:
+def _last_written(run: Path) -> int:
     return max((f.stat().st_mtime_ns for f in (run / "checkpoints").iterdir()), default=0)
 
 
-def run_classes(run: Path) -> tuple[str | None, str | None]:
-    """The model and data class paths a run was started with, from the config LightningCLI saved."""
+def run_config(run: Path) -> dict:
+    """The config LightningCLI saved for a run (empty where it cannot be read)."""
     try:
-        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        return yaml.safe_load((run / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return None, None
+        return {}
+
+
+def _run_classes(run: Path) -> tuple[str | None, str | None]:
+    """The model and data class paths a run was started with, from the config LightningCLI saved."""
+    config = run_config(run)
     return (config.get("model") or {}).get("class_path"), (config.get("data") or {}).get("class_path")
 
 
-def same_class(a: str | None, b: str | None) -> bool:
+def _same_class(a: str | None, b: str | None) -> bool:
     # "zoo.LeNet" and "zoo.lenet.LeNet" name the same class
     return a is None or b is None or class_name(a) == class_name(b)
+
+
+def runs_with(
+    which: str, root: str | Path = ".", model: str | None = None, data: str | None = None
+) -> Iterator[Path]:
+    """The runs of this model and data under ``<root>/lightning_logs`` that hold ``<which>.ckpt``, the one that
+    wrote a checkpoint last first; lazily, so that the first costs one config read."""
+    for run in sorted(_runs(root), key=_last_written, reverse=True):
+        if not (run / "checkpoints" / f"{which}.ckpt").is_file():
+            continue
+        run_model, run_data = _run_classes(run)
+        if _same_class(model, run_model) and _same_class(data, run_data):
+            yield run
 
 
 def find_checkpoint(
     which: str, root: str | Path = ".", model: str | None = None, data: str | None = None
 ) -> Path | None:
     """``<which>.ckpt`` of the run of this model and data under ``<root>/lightning_logs`` that wrote a checkpoint last."""
-    for run in sorted(all_runs(root), key=last_written, reverse=True):
-        ckpt = run / "checkpoints" / f"{which}.ckpt"
-        if not ckpt.is_file():
-            continue
-        run_model, run_data = run_classes(run)
-        if same_class(model, run_model) and same_class(data, run_data):
-            return ckpt
-    return None
+    run = next(runs_with(which, root, model, data), None)
+    return None if run is None else run / "checkpoints" / f"{which}.ckpt"
 
 
 def claim_version(root: str | Path) -> int:
@@ -107,17 +120,9 @@ def _abandoned(run: Path) -> bool:
         return False
     try:
         host, pid = (run / OWNER).read_text().split()
+        return not owner_alive(host, int(pid))  # another machine's may be running: not abandoned
     except (OSError, ValueError):
         return False
-    if host != socket.gethostname():
-        return False  # another machine's: it may be running
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
-    return False
 
 
 def find_abandoned(root: str | Path, model: str | None, data: str | None) -> Path | None:
