@@ -22,6 +22,7 @@ from zoo.app.help import catalogue, class_help, short_help, top_help, version
 from zoo.app.predictions import report_unreadable
 from zoo.training.batchnorm_sync import BatchNormSync
 from zoo.training.module import ZooModule
+from zoo.weights.table import card, compare_line, weights_table
 
 # What the data determines and the model must agree with: typed once, on the data.
 LINKED = ("num_classes", "in_channels", "input_size", "num_features")
@@ -83,7 +84,7 @@ class ZooCLI(LightningCLI):
         run_identity.choose_run(config, self.subcommand)
         checks.check_device(config.trainer)
         checks.check_optimizer(config)
-        checks.prepare_weights(config)
+        checks.prepare_weights(config, self.subcommand)
         if self.subcommand == "fit" and config.get("ckpt_path"):
             runs.check_not_finished(config.ckpt_path, config.trainer)
         runs.place_logger(config, self.subcommand)
@@ -120,6 +121,10 @@ class ZooCLI(LightningCLI):
 
     def after_test(self) -> None:
         runs.write_metrics(self.trainer, self.model, self.datamodule, "test", self.config.test.get("ckpt_path"))
+        line = compare_line(type(self.model).__name__, getattr(self.model, "weights", None),
+                            {k: v.item() for k, v in self.trainer.callback_metrics.items()})
+        if line:
+            rank_zero_info(line)
 
     def after_predict(self) -> None:
         report_unreadable(self.datamodule, self.trainer.global_rank)
@@ -148,6 +153,17 @@ def main(args: ArgsType = None) -> None:
             print(catalogue() if argv == ["list"] else short_help(argv[0]))
         except BrokenPipeError:  # `zoo fit --help | head`: the reader has gone; no traceback for that
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    if argv[:1] in (["weights"], ["reproduce"]):
+        try:
+            if argv[0] == "reproduce":
+                from zoo.weights.reproduce import main as reproduce
+
+                reproduce(argv[1:])
+            print(weights_table() if len(argv) == 1 else card(*argv[1:3]) if len(argv) == 3 else
+                  "usage: zoo weights [MODEL NAME]")
+        except Exception as e:  # noqa: BLE001
+            messages.exit_with_one_line(e)
         return
     if argv[-2:] in (["--help", "all"], ["-h", "all"]):
         argv = argv[:-1]

@@ -13,6 +13,7 @@ from zoo.app.names import import_class
 from zoo.app.runs import read_hparams
 from zoo.training.finetune import torchvision_weights
 from zoo.training.module import ZooModule
+from zoo.weights import catalogue
 from zoo_common import ConfigError, InputShapeError, class_name
 
 
@@ -62,9 +63,11 @@ def check_inputs(model, datamodule) -> None:
     model.example_input_array = torch.zeros(1, *shape, dtype=torch.uint8 if images else torch.float32)
 
 
-def prepare_weights(config) -> None:
+def prepare_weights(config, subcommand: str | None = None) -> None:
     """--model.weights: not loaded under --ckpt_path (the checkpoint holds the trained weights); otherwise the
-    data is normalised the way torchvision's weights were trained (or we say why not)."""
+    data is normalised the way the weights were trained (or we say why not): the zoo's own weights take
+    their whole input contract from their card (sizes, normalisation, class names), torchvision's their
+    normalisation."""
     model_args = config.model.get("init_args") if config.get("model") else None
     if not model_args or not model_args.get("weights"):
         return
@@ -81,8 +84,12 @@ def prepare_weights(config) -> None:
         if saved and saved != model:
             raise ConfigError(f"--model.weights {model_args.weights} holds a {saved}, not a {model}: give weights of "
                               f"a {model}, or train --model {saved} from them")
-    tv = torchvision_weights(model, model_args.weights)
     data_args = config.data.get("init_args") if config.get("data") else None
+    entry = catalogue.find(model, model_args.weights)
+    if entry is not None and data_args is not None:
+        apply_card(entry, data_args, import_class(config.data.class_path), subcommand)
+        return
+    tv = torchvision_weights(model, model_args.weights)
     if tv is None or data_args is None or "normalize" not in data_args:
         return
     transforms = tv.transforms()
@@ -99,3 +106,31 @@ def prepare_weights(config) -> None:
     if size != transforms.crop_size[0]:
         rank_zero_warn(f"{tv} was trained on {transforms.crop_size[0]} px images; the data runs at {size} px "
                        f"(--data.{size_option} {transforms.crop_size[0]} matches it)")
+
+
+def apply_card(entry, data_args, data_class, subcommand: str | None) -> None:
+    """The data as the weights' card says they were trained on. On the card's own DataModule everything
+    (for fine-tuning, everything but the classes); on other data the normalisation, and a warning where
+    the size differs."""
+    same = data_class.__name__ == entry.data
+    contract = {k: v for k, v in entry.data_args.items() if k in data_args}
+    if not same or subcommand == "fit":
+        contract.pop("classes", None)
+    if not same:
+        contract = {k: v for k, v in contract.items() if k in ("normalize", "mean", "std")}
+        channels = data_args.get("channels") or data_class.in_channels
+        if contract.get("normalize") and len(contract["mean"]) != channels:  # 3 -> 1: the average statistics
+            mean, std = contract["mean"], contract["std"]
+            contract["mean"], contract["std"] = ([sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels)
+    for key, value in contract.items():
+        data_args[key] = value
+    norm = (f"normalised with mean {contract['mean']} and std {contract['std']}" if contract.get("normalize")
+            else "not normalised" if "normalize" in contract else "")
+    shown = ", ".join(x for x in (f"{entry.input['size']} px" if same else "", norm) if x)
+    rank_zero_info(f"{entry.model} {entry.name}: the data as its card says ({shown})")
+    if not same:
+        size = data_args.get("crop_size") or data_args.get("resize") or data_class.native_size
+        if size != entry.input["size"]:
+            option = "crop_size" if "crop_size" in data_args else "resize"
+            rank_zero_warn(f"{entry.model} {entry.name} was trained on {entry.input['size']} px images; the data runs "
+                           f"at {size} px (--data.{option} {entry.input['size']} matches it)")

@@ -1,4 +1,4 @@
-"""Starting a model from pretrained weights: torchvision's by name, or our own checkpoints and state dicts.
+"""Starting a model from pretrained weights: the zoo's own or torchvision's by name, or checkpoints and state dicts.
 
 Everything is loaded with ``torch.load(weights_only=True)``: a file that needs
 arbitrary code to unpickle is refused. torchvision's files come through
@@ -177,7 +177,14 @@ def fetch_torchvision(weights) -> dict[str, torch.Tensor]:
 
 
 def resolve(model: str, weights: str) -> Pretrained:
-    """The weights called ``weights`` (a torchvision name or a file) for the zoo model ``model``."""
+    """The weights called ``weights`` (a zoo catalogue name, a torchvision name or a file) for the zoo model
+    ``model``."""
+    from zoo.weights import catalogue
+
+    entry = catalogue.find(model, weights)
+    if entry is not None:
+        path = catalogue.local_file(entry)
+        return Pretrained(catalogue.load(entry), f"d2l-zoo {model} {weights} ({path})", model)
     tv = torchvision_weights(model, weights)
     if tv is not None:
         return Pretrained(fetch_torchvision(tv), f"torchvision {tv} ({cache_path(tv)})",
@@ -185,8 +192,11 @@ def resolve(model: str, weights: str) -> Pretrained:
     if Path(weights).exists():
         return load_pretrained_file(weights)
     enum = torchvision_weights_enum(model)
-    names = list(enum.__members__) if enum is not None else []
-    choices = f"a torchvision weights name ({', '.join(names)}) or " if names else ""
+    names = catalogue.names_for(model) + (list(enum.__members__) if enum is not None else [])
+    if catalogue.is_weights_name(weights):
+        raise WeightsError(f"--model.weights {weights}: {catalogue.unknown_name(model, weights)}"
+                           + (f"; torchvision's: {', '.join(enum.__members__)}" if enum is not None else ""))
+    choices = f"a weights name ({', '.join(names)}) or " if names else ""
     raise WeightsError(f"--model.weights {weights!r} for {model}: give {choices}the path of a checkpoint or state dict")
 
 

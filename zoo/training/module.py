@@ -154,8 +154,9 @@ class ClassificationModule(ZooModule):
         """
         Args:
             num_classes: classes to tell apart (filled in from the data).
-            weights: start from pretrained weights: a torchvision weights name (ResNet18: DEFAULT,
-                IMAGENET1K_V1) or the path of a zoo checkpoint or state dict of the same architecture.
+            weights: start from pretrained weights: a name from `zoo weights` (LeNet: FASHIONMNIST_V1), a
+                torchvision weights name (ResNet18: DEFAULT, IMAGENET1K_V1), or the path of a zoo checkpoint
+                or state dict of the same architecture.
                 A head for another number of classes starts new; other input channels are adapted.
             head_lr_mult: learning rate of the classification head relative to the rest (the book's
                 fine-tuning uses 10).

@@ -1,0 +1,53 @@
+"""Training a recipe: ``zoo fit`` with its config files and seed, in a folder of its own, timed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from zoo.weights.recipes import DATASETS, Recipe
+
+REPO = Path(__file__).resolve().parents[2]  # the checkout: configs/ lies beside zoo/
+
+
+def data_root(recipe: Recipe, root: str | os.PathLike) -> str:
+    """The ``--data.root`` for this recipe under the folder of datasets the user gives."""
+    folder = DATASETS[recipe.data]["folder"]
+    return str(Path(root) / folder) if folder else str(root)
+
+
+def fit_command(recipe: Recipe, root: str | os.PathLike, out: str | os.PathLike | None = None) -> list[str]:
+    """The words after ``zoo``: what trained the file (``out``, the run folder's root, left out for display)."""
+    words = ["fit"]
+    for config in recipe.configs:
+        words += ["-c", config]
+    words += ["--data.root", data_root(recipe, root), "--seed_everything", str(recipe.seed),
+              "--data.seed", str(recipe.seed), *recipe.args]
+    if out is not None:
+        words += ["--trainer.default_root_dir", str(out)]
+    return words
+
+
+def run_folder(out: Path) -> Path:
+    """The one run folder ``zoo fit`` made under ``out``."""
+    found = sorted(out.glob("lightning_logs/*/version_*/checkpoints/best.ckpt"))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one finished run under {out}, found {len(found)}")
+    return found[0].parent.parent
+
+
+def train(recipe: Recipe, root: str | os.PathLike, out: str | os.PathLike, log=None) -> Path:
+    """Train ``recipe`` into ``out`` (which must not hold a run yet); returns the run folder. The wall time
+    and the machine go to ``out/train.json``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "zoo.cli", *fit_command(recipe, root, out), "--trainer.enable_progress_bar", "false"]
+    start = time.time()
+    subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT if log else None)
+    seconds = time.time() - start
+    (out / "train.json").write_text(json.dumps({"seconds": round(seconds, 1), "seed": recipe.seed}))
+    return run_folder(out)
