@@ -49,16 +49,20 @@ def reproduce(argv: list[str]) -> int:
     recipe = find(args.model, args.name)
     if entry is None or recipe is None:
         raise ConfigError(catalogue.unknown_name(args.model, args.name))
+    if not all((REPO / c).exists() for c in entry.configs):
+        raise ConfigError(f"zoo reproduce needs the repository's configs/ ({entry.configs[0]} is not beside this "
+                          "installation): run it from a clone installed with pip install -e .")
     minutes = max(1, round(entry.train_seconds / 60))
     print(f"Retraining {entry.model} {entry.name} (about {minutes} min on {entry.hardware['cpu']}):\n  "
           + entry.command.replace("DATA_ROOT", args.root), flush=True)
+    root = str(Path(args.root).resolve())  # the training runs in the checkout, not here
     with tempfile.TemporaryDirectory(prefix="zoo-reproduce-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         folder = out / entry.key
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "fit.log", "w") as log:
             try:
-                run = train(recipe, args.root, folder, log)
+                run = train(recipe, root, folder, log)
             except subprocess.CalledProcessError:
                 tail = (folder / "fit.log").read_text().strip().splitlines()[-1:]
                 raise ConfigError(f"the training failed: {tail[0] if tail else 'no output'} "

@@ -43,7 +43,7 @@ def run_folder(out: Path) -> Path:
 def train(recipe: Recipe, root: str | os.PathLike, out: str | os.PathLike, log=None) -> Path:
     """Train ``recipe`` into ``out`` (which must not hold a run yet); returns the run folder. The wall time
     and the machine go to ``out/train.json``."""
-    out = Path(out)
+    out = Path(out).resolve()  # zoo fit runs in the checkout (its configs/ are relative)
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "zoo.cli", *fit_command(recipe, root, out), "--trainer.enable_progress_bar", "false"]
     start = time.time()
