@@ -63,6 +63,9 @@ The d2l model zoo: the classic models of Dive into Deep Learning, trained and ev
 Commands:
 {commands}
   list        List the models and DataModules, one line each.
+  weights     List the trained weights (--model.weights NAME); `zoo weights MODEL NAME` prints one's card.
+  reproduce   Retrain a trained weights file from its recipe and compare it with its card:
+              zoo reproduce MODEL NAME --data.root DIR
 
 `zoo COMMAND --help` shows a command's options; `zoo --version` the versions. For example:
   zoo fit -c configs/lenet_fashion_mnist.yaml --data.root DIR

@@ -108,6 +108,17 @@ def build_entry(recipe: Recipe, runs: Path, root: str, records: dict[str, dict])
     return record
 
 
+def write_readme_table() -> None:
+    """The README's table of the zoo, between its markers, from the catalogue."""
+    from zoo.weights.table import readme_table
+
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- weights_table:start -->", "<!-- weights_table:end -->"
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{readme_table()}\n{end}{rest.split(end, 1)[1]}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=True, help="the folder of runs, RUNS/<Model>.<NAME>/seed<N>/")
@@ -122,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{recipe.key}: test acc {m['test_acc']:.4f} on {m['test_samples']}, best val acc {m['best_val_acc']:.4f}, "
               f"{record['file_bytes'] / 1e6:.2f} MB, sha256 {record['sha256'][:16]}, seeds {len(record['seeds'])}",
               flush=True)
+    write_readme_table()
 
 
 if __name__ == "__main__":

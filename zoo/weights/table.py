@@ -61,3 +61,17 @@ def compare_line(model_name: str, weights: str | None, metrics: dict) -> str | N
     same = "the same" if f"{now:.4f}" == f"{card['test_acc']:.4f}" and samples == card["test_samples"] else "DIFFERENT"
     return (f"{model_name} {weights}: test acc {now:.4f} on {samples:,} images; its card: {card['test_acc']:.4f} on "
             f"{card['test_samples']:,} ({same})")
+
+
+def readme_table() -> str:
+    """The README's table of the zoo, from the catalogue (a test checks that the README holds this text)."""
+    from zoo.weights.recipes import BOOK
+
+    lines = ["| model | `--model.weights` | data | settings | test acc | mean ± std over seeds | the book | params | file |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for e in catalogue.entries():
+        data = "CIFAR-10 photos (subset)" if e.data == "ImageFolder" else e.dataset
+        lines.append(f"| {e.model} | {e.name} | {data} | {e.settings}, {e.epochs} epochs | {e.metrics['test_acc']:.4f} | "
+                     f"{_spread(e) or '—'} | {BOOK.get(e.key, '—')} | {e.params:,} | "
+                     f"{'package' if e.shipped else 'zoo reproduce'}, {_size(e.file_bytes)} |")
+    return "\n".join(lines)
