@@ -233,3 +233,13 @@ def test_the_readme_table_is_the_catalogue():
 
     readme = (REPO / "README.md").read_text()
     assert f"<!-- weights_table:start -->\n{readme_table()}\n<!-- weights_table:end -->" in readme
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["reproduce"], "the following arguments are required: model, name, --data.root"),
+    (["reproduce", "LeNet", "NOPE_V1", "--data.root", "x"], "LeNet has no weights called 'NOPE_V1'"),
+    (["weights", "LeNet"], "zoo weights MODEL NAME (one card)"),
+    (["weights", "LeNet", "NOPE_V1"], "LeNet has no weights called 'NOPE_V1'"),
+])
+def test_bad_weights_commands_are_one_line_exit_2(tmp_path, args, expected):
+    assert expected in one_line(zoo(args, tmp_path))

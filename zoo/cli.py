@@ -23,6 +23,7 @@ from zoo.app.predictions import report_unreadable
 from zoo.training.batchnorm_sync import BatchNormSync
 from zoo.training.module import ZooModule
 from zoo.weights.table import card, compare_line, weights_table
+from zoo_common import ConfigError
 
 # What the data determines and the model must agree with: typed once, on the data.
 LINKED = ("num_classes", "in_channels", "input_size", "num_features")
@@ -160,8 +161,9 @@ def main(args: ArgsType = None) -> None:
                 from zoo.weights.reproduce import main as reproduce
 
                 reproduce(argv[1:])
-            print(weights_table() if len(argv) == 1 else card(*argv[1:3]) if len(argv) == 3 else
-                  "usage: zoo weights [MODEL NAME]")
+            if len(argv) not in (1, 3):
+                raise ConfigError("usage: zoo weights (every entry), or zoo weights MODEL NAME (one card)")
+            print(weights_table() if len(argv) == 1 else card(*argv[1:3]))
         except Exception as e:  # noqa: BLE001
             messages.exit_with_one_line(e)
         return

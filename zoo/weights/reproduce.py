@@ -24,21 +24,19 @@ from zoo_common import ConfigError, atomic_write
 TOLERANCE = 0.01  # absolute test accuracy, where the bits cannot match
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, as every zoo command's bad input
+        raise ConfigError(f"zoo reproduce: {message}; usage: zoo reproduce MODEL NAME --data.root DIR")
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="zoo reproduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False)
+    parser = _Parser(prog="zoo reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="the model, e.g. LeNet")
     parser.add_argument("name", help="the weights name, e.g. FASHIONMNIST_V1 (`zoo weights` lists them)")
     parser.add_argument("--data.root", dest="root", required=True,
                         help="the folder holding the datasets (MNIST/, FashionMNIST/, cifar10-images/)")
     parser.add_argument("--out", default=None, help="keep the run in this folder (default: a temporary one)")
-    try:
-        return parser.parse_args(argv)
-    except (argparse.ArgumentError, SystemExit) as e:
-        if isinstance(e, SystemExit) and e.code == 0:
-            raise
-        raise ConfigError(f"zoo reproduce: {e if isinstance(e, argparse.ArgumentError) else 'bad arguments'}; "
-                          "usage: zoo reproduce MODEL NAME --data.root DIR") from None
+    return parser.parse_args(argv)
 
 
 def reproduce(argv: list[str]) -> int:
