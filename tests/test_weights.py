@@ -243,3 +243,18 @@ def test_the_readme_table_is_the_catalogue():
 ])
 def test_bad_weights_commands_are_one_line_exit_2(tmp_path, args, expected):
     assert expected in one_line(zoo(args, tmp_path))
+
+
+def test_the_card_sets_the_input_on_its_own_data_and_the_normalisation_on_other_data():
+    from datamodules import ImageFolder, MNIST
+    from zoo.app.checks import apply_card
+
+    entry = catalogue.find("MnistCNN", "MNIST_V1")
+    own = {"normalize": False, "mean": None, "std": None, "resize": 32}
+    apply_card(entry, own, MNIST, "test")
+    assert own == {"normalize": True, "mean": [0.1307], "std": [0.3081], "resize": None}
+    gray_folder = {"normalize": True, "mean": None, "std": None, "image_size": 64, "crop_size": 56, "channels": 3,
+                   "classes": ["a", "b"]}
+    apply_card(entry, gray_folder, ImageFolder, "fit")  # fine-tuning onto 3-channel photos: the statistics repeated
+    assert gray_folder == {"normalize": True, "mean": [0.1307] * 3, "std": [0.3081] * 3, "image_size": 64,
+                           "crop_size": 56, "channels": 3, "classes": ["a", "b"]}
