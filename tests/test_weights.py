@@ -258,3 +258,19 @@ def test_the_card_sets_the_input_on_its_own_data_and_the_normalisation_on_other_
     apply_card(entry, gray_folder, ImageFolder, "fit")  # fine-tuning onto 3-channel photos: the statistics repeated
     assert gray_folder == {"normalize": True, "mean": [0.1307] * 3, "std": [0.3081] * 3, "image_size": 64,
                            "crop_size": 56, "channels": 3, "classes": ["a", "b"]}
+
+
+@needs_data
+@pytest.mark.slow
+def test_zoo_reproduce_on_other_bits_compares_the_accuracy(tmp_path, monkeypatch, capsys):
+    """Where the platform differs the bits differ: the retrained file's test accuracy is compared instead."""
+    from zoo.weights import reproduce
+
+    real = catalogue.find("SoftmaxRegression", "FASHIONMNIST_V1")
+    other = Entry({**real.record, "sha256": "f" * 64, "hardware": {**real.hardware, "cpu": "another CPU"}})
+    monkeypatch.setattr(catalogue, "entries", lambda: (other,))
+    assert reproduce.reproduce([real.model, real.name, "--data.root", str(SHARED_DATASETS),
+                                "--out", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert f"sha256 of the retrained file: {real.sha256}" in out and "Different bits" in out
+    assert f"Test acc {real.metrics['test_acc']:.4f}, the card's {real.metrics['test_acc']:.4f}: within 0.01" in out

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -115,7 +116,8 @@ def measure_test(words: list[str], cwd: Path) -> dict:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"zoo test {' '.join(words)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        found = list(Path(tmp).rglob("test_metrics.json"))
+        # where the command says it wrote them (a checkpoint of a run is evaluated in that run's folder)
+        found = re.findall(r"^Metrics written to (.+test_metrics\.json)$", done.stdout + done.stderr, re.M)
         if not found:
             raise RuntimeError(f"zoo test {' '.join(words)} wrote no test_metrics.json:\n{done.stdout[-2000:]}")
-        return json.loads(found[0].read_text())["metrics"]
+        return json.loads(Path(found[-1]).read_text())["metrics"]

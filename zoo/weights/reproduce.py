@@ -18,7 +18,7 @@ import torch
 from zoo.weights import catalogue
 from zoo.weights.card import hardware, measure_test, weights_bytes
 from zoo.weights.recipes import find
-from zoo.weights.train import REPO, run_folder, train
+from zoo.weights.train import REPO, train
 from zoo_common import ConfigError, atomic_write
 
 TOLERANCE = 0.01  # absolute test accuracy, where the bits cannot match
@@ -41,8 +41,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def reproduce(argv: list[str]) -> int:
     args = parse(argv)
-    if "." in args.model and args.name and args.model.split(".")[1:] == [args.name]:
-        args.model = args.model.split(".")[0]
     entry = catalogue.find(args.model, args.name)
     recipe = find(args.model, args.name)
     if entry is None or recipe is None:
