@@ -11,7 +11,6 @@ is an error that names the tensors.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -26,6 +25,7 @@ import torchvision.models
 from torch import nn
 
 from zoo.training.identify import identify
+from zoo.weights.catalogue import sha256_of
 from zoo_common import ZooError, class_name, list_models
 
 # zoo model -> torchvision builder whose state dicts fit its network (the weights come from torchvision's registry)
@@ -139,11 +139,7 @@ def check_cached(path: Path, url: str) -> None:
     expected = sha256_prefix(path.name)
     if expected is None:
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    actual = digest.hexdigest()
+    actual = sha256_of(path)
     if not actual.startswith(expected):
         raise WeightsError(
             f"{path} is not the file its name promises: sha256 {actual}, expected one starting with {expected}. "
