@@ -83,7 +83,8 @@ def test_every_optimizer_preset_runs_one_batch_with_every_model_config(preset, f
         optimizer = run.trainer.optimizers[0]
         if "optimizer" in spec:
             assert type(optimizer).__name__ == spec["optimizer"]["class_path"].rsplit(".", 1)[-1]
-            assert optimizer.param_groups[0]["initial_lr" if "lr_scheduler" in spec else "lr"] == spec["optimizer"]["init_args"]["lr"]
+            group = optimizer.param_groups[0]  # initial_lr: the rate before a scheduler (the preset's or the config's) moved it
+            assert group.get("initial_lr", group["lr"]) == spec["optimizer"]["init_args"]["lr"]
         if "lr_scheduler" in spec:
             (scheduler,) = run.trainer.lr_scheduler_configs
             assert type(scheduler.scheduler).__name__ == spec["lr_scheduler"]["class_path"].rsplit(".", 1)[-1]
