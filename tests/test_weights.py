@@ -170,7 +170,7 @@ def fake_entry(tmp_path, **changes) -> tuple[Entry, bytes]:
 def test_a_file_with_a_url_is_fetched_into_the_hub_cache_and_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     entry, blob = fake_entry(tmp_path)
-    state = catalogue.load(entry)
+    state, _ = catalogue.load(entry)
     assert entry.cached == tmp_path / "torch" / "hub" / "checkpoints" / "d2l-zoo" / "softmax-test.safetensors"
     assert entry.cached.read_bytes() == blob and torch.equal(state["1.weight"], torch.ones(10, 784))
 

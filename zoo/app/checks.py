@@ -96,9 +96,7 @@ def prepare_weights(config, subcommand: str | None = None) -> None:
     data_class = import_class(config.data.class_path)
     # a DataModule with per-run channels and sizes (ImageFolder) has them among its options
     channels = data_args.get("channels") or data_class.in_channels
-    mean, std = list(transforms.mean), list(transforms.std)
-    if channels == 1:  # the gray image stands for R = G = B: one channel with the average statistics
-        mean, std = [sum(mean) / 3], [sum(std) / 3]
+    mean, std = for_channels(list(transforms.mean), list(transforms.std), channels)
     data_args.normalize, data_args.mean, data_args.std = True, mean, std
     rank_zero_info(f"{tv}: normalising the data with its mean {mean} and std {std}")
     size_option = "crop_size" if "crop_size" in data_args else "resize"
@@ -106,6 +104,14 @@ def prepare_weights(config, subcommand: str | None = None) -> None:
     if size != transforms.crop_size[0]:
         rank_zero_warn(f"{tv} was trained on {transforms.crop_size[0]} px images; the data runs at {size} px "
                        f"(--data.{size_option} {transforms.crop_size[0]} matches it)")
+
+
+def for_channels(mean: list[float], std: list[float], channels: int) -> tuple[list[float], list[float]]:
+    """Normalisation statistics for data with another number of channels: a gray image stands for R = G = B,
+    so it takes the average statistics (and a colour image, gray weights' one value on every channel)."""
+    if len(mean) == channels:
+        return mean, std
+    return [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
 
 
 def apply_card(entry, data_args, data_class, subcommand: str | None) -> None:
@@ -118,10 +124,9 @@ def apply_card(entry, data_args, data_class, subcommand: str | None) -> None:
         contract.pop("classes", None)
     if not same:
         contract = {k: v for k, v in contract.items() if k in ("normalize", "mean", "std")}
-        channels = data_args.get("channels") or data_class.in_channels
-        if contract.get("normalize") and len(contract["mean"]) != channels:  # 3 -> 1: the average statistics
-            mean, std = contract["mean"], contract["std"]
-            contract["mean"], contract["std"] = ([sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels)
+        if contract.get("normalize"):
+            channels = data_args.get("channels") or data_class.in_channels
+            contract["mean"], contract["std"] = for_channels(contract["mean"], contract["std"], channels)
     for key, value in contract.items():
         data_args[key] = value
     norm = (f"normalised with mean {contract['mean']} and std {contract['std']}" if contract.get("normalize")

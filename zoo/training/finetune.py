@@ -179,8 +179,8 @@ def resolve(model: str, weights: str) -> Pretrained:
 
     entry = catalogue.find(model, weights)
     if entry is not None:
-        path = catalogue.local_file(entry)
-        return Pretrained(catalogue.load(entry), f"d2l-zoo {model} {weights} ({path})", model)
+        state, path = catalogue.load(entry)
+        return Pretrained(state, f"d2l-zoo {model} {weights} ({path})", model)
     tv = torchvision_weights(model, weights)
     if tv is not None:
         return Pretrained(fetch_torchvision(tv), f"torchvision {tv} ({cache_path(tv)})",

@@ -126,11 +126,12 @@ def download(entry: Entry, path: Path) -> None:
                              "Try again, or fetch the file elsewhere and put it at " + str(path)) from None
 
 
-def load(entry: Entry) -> dict[str, torch.Tensor]:
-    """The entry's state dict (of the model's ``net``), from its checked file."""
+def load(entry: Entry) -> tuple[dict[str, torch.Tensor], Path]:
+    """The entry's state dict (of the model's ``net``) from its checked file, and where that file is."""
     from safetensors.torch import load_file
 
-    return load_file(local_file(entry))
+    path = local_file(entry)  # hashed once, here
+    return load_file(path), path
 
 
 def unknown_name(model: str, name: str) -> str:
