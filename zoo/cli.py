@@ -155,6 +155,14 @@ def main(args: ArgsType = None) -> None:
         except BrokenPipeError:  # `zoo fit --help | head`: the reader has gone; no traceback for that
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
+    if argv[:1] == ["tune"]:
+        try:
+            from zoo.tune.command import main as tune
+
+            tune(argv[1:])
+        except Exception as e:  # noqa: BLE001
+            messages.exit_with_one_line(e)
+        return
     if argv[:1] in (["weights"], ["reproduce"]):
         try:
             if argv[0] == "reproduce":

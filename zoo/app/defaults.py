@@ -14,6 +14,7 @@ from zoo.app import runs
 from zoo.app.empty_runs import RemoveEmptyRun
 from zoo.app.predictions import PredictionsCSV
 from zoo.training import callbacks as cb
+from zoo.tune import report as tune_report
 
 
 def logger() -> runs.RunLogger:
@@ -98,6 +99,9 @@ def callbacks(config) -> list[Callback]:
         monitors.append(LearningRateMonitor(logging_interval="epoch"))
     if config.trainer.get("enable_progress_bar") is not False:
         monitors.append(cb.ProgressBar())
+    trial = tune_report.current()
+    if trial is not None:  # a trial of `zoo tune`: its metric to the study each epoch
+        monitors.append(tune_report.ReportToStudy(trial))
     return monitors
 
 

@@ -66,6 +66,8 @@ Commands:
   weights     List the trained weights (--model.weights NAME); `zoo weights MODEL NAME` prints one's card.
   reproduce   Retrain a trained weights file from its recipe and compare it with its card:
               zoo reproduce MODEL NAME --data.root DIR
+  tune        Search hyperparameters (Optuna), each trial a zoo fit run:
+              zoo tune -c configs/mlp_fashion_mnist.yaml -c configs/search/lr_momentum.yaml --n_trials 20
 
 `zoo COMMAND --help` shows a command's options; `zoo --version` the versions. For example:
   zoo fit -c configs/lenet_fashion_mnist.yaml --data.root DIR

@@ -94,26 +94,30 @@ def parse_error(message: str) -> str:
     return f"{option}{value}: expected {' or '.join(expected) if expected else 'another value'}"
 
 
+def describe(error: BaseException) -> tuple[str, int]:
+    """An error as the one line the user reads and the exit status: bad input (jsonargparse's reports, the
+    zoo's errors) 2; SIGTERM 143; anything else 1."""
+    if isinstance(error, SIGTERMException):
+        return "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143
+    if isinstance(error, ArgumentError):
+        return f"error: {parse_error(str(error))}", 2
+    if zoo_cause(error) is not None:  # jsonargparse and Lightning wrap what constructors and hooks raise
+        cause = zoo_cause(error)
+        return f"error: {one_line(cause)}", getattr(cause, "exit_code", 2)
+    if isinstance(error, MisconfigurationException):  # Lightning's checks of the Trainer's options
+        option = re.match(r"`(\w+)` ", one_line(error))
+        return f"error: {'--trainer.' + option.group(1) + ': ' if option else ''}{one_line(error)}", 2
+    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"error: {permission_message(error)}", 2
+    return f"error: {type(error).__name__}: {one_line(error)} (set ZOO_TRACEBACK=1 to see where it came from)", 1
+
+
 def exit_with_one_line(error: BaseException) -> NoReturn:
-    """Bad input (jsonargparse's reports, the zoo's errors): one line, exit 2; SIGTERM: 143; anything else: 1.
-    ``ZOO_TRACEBACK=1`` raises the error instead, with its trace."""
+    """The error's one line on stderr and its exit status; ``ZOO_TRACEBACK=1`` raises it instead, with its trace."""
     if isinstance(error, RunFinished):  # nothing to do is no failure
         print(error)
         raise SystemExit(0)
-    if isinstance(error, SIGTERMException):
-        message, code = "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143
-    elif isinstance(error, ArgumentError):
-        message, code = f"error: {parse_error(str(error))}", 2
-    elif zoo_cause(error) is not None:  # jsonargparse and Lightning wrap what constructors and hooks raise
-        cause = zoo_cause(error)
-        message, code = f"error: {one_line(cause)}", getattr(cause, "exit_code", 2)
-    elif isinstance(error, MisconfigurationException):  # Lightning's checks of the Trainer's options
-        option = re.match(r"`(\w+)` ", one_line(error))
-        message, code = f"error: {'--trainer.' + option.group(1) + ': ' if option else ''}{one_line(error)}", 2
-    elif isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        message, code = f"error: {permission_message(error)}", 2
-    else:
-        message, code = f"error: {type(error).__name__}: {one_line(error)} (set ZOO_TRACEBACK=1 to see where it came from)", 1
+    message, code = describe(error)
     if os.environ.get("ZOO_TRACEBACK") and not isinstance(error, SIGTERMException):
         raise error
     print(message, file=sys.stderr)

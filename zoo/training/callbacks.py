@@ -19,6 +19,7 @@ from rich.text import Text
 from torch.utils.tensorboard.summary import hparams
 
 from zoo.training.images import labelled_grid
+from zoo.tune import report as tune_report
 from zoo_common import NonFiniteLossError
 
 
@@ -138,7 +139,8 @@ class HparamsWithMetrics(L.Callback):
         monitor = getattr(pl_module, "monitor", "val/loss")
         stats = ("acc", "loss") if hasattr(pl_module, "acc") else ("loss",)
         best = f"hp/best_{monitor.replace('/', '_')}"
-        return best, ["hp/epochs", best, *(f"hp/{stage}_{s}" for stage in ("test", "val", "train") for s in stats)]
+        tuned = ["hp/pruned"] if tune_report.current() else []  # a trial of `zoo tune`: stopped by the pruner?
+        return best, ["hp/epochs", best, *(f"hp/{stage}_{s}" for stage in ("test", "val", "train") for s in stats), *tuned]
 
     def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> TensorBoardLogger | None:
         """The run's hyperparameters, unless it goes on in its own folder (resumed, or its checkpoint evaluated);
@@ -165,6 +167,7 @@ class HparamsWithMetrics(L.Callback):
                 params["Batch size"] = settings.pop("data/batch_size")
         params |= {k: v for k, v in settings.items()
                    if not k.rsplit("/", 1)[-1].startswith("_") and v not in (0, False, "None", "")}
+        params |= tune_report.hparams()  # a trial's number and sampled values, beside the other trials
         # as text: TensorBoard would show a bool as 1.0000 (torch writes it as a number)
         params = {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items()}
         logger.log_hyperparams(params)  # hparams.yaml

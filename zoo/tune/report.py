@@ -1,0 +1,93 @@
+"""Inside a trial's ``zoo fit``: the monitored metric reported to the study each epoch, the pruner's answer
+shared by every process of a DDP trial, and the run's outcome handed back to the worker that started it.
+
+The worker passes the trial in the environment (``ZOO_TUNE``), which DDP's processes inherit; only rank 0
+talks to the study, and every rank stops at the same epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import lightning as L
+
+from zoo_common import atomic_write
+
+ENV = "ZOO_TUNE"
+
+
+def current() -> dict | None:
+    """The trial this process trains for (None outside ``zoo tune``)."""
+    raw = os.environ.get(ENV)
+    return json.loads(raw) if raw else None
+
+
+def hparams() -> dict:
+    """The trial's number and sampled values: its row in TensorBoard's HPARAMS view, beside the other trials."""
+    trial = current()
+    if trial is None:
+        return {}
+    return {"Trial": trial["number"], **{option: value if isinstance(value, (int, float, str)) else json.dumps(value)
+                                         for option, value in trial["values"].items()}}
+
+
+def _write(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+class ReportToStudy(L.Callback):
+    def __init__(self, trial: dict) -> None:
+        self.spec = trial
+        self.trial = None
+        self.values: list[float] = []
+        self.pruned_at: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or trainer.global_rank != 0:
+            return
+        import optuna
+
+        from zoo.tune.storage import open_storage
+        from zoo.tune.study import make_pruner
+
+        storage = open_storage(self.spec["storage"], create=False)
+        study = optuna.load_study(study_name=self.spec["study"], storage=storage,
+                                  pruner=make_pruner(self.spec["pruner"], self.spec.get("max_epochs")))
+        self.trial = optuna.Trial(study, self.spec["trial_id"])
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        prune = False
+        if trainer.global_rank == 0 and self.trial is not None:
+            value = trainer.callback_metrics.get(self.spec["metric"])
+            if value is not None:
+                self.values.append(float(value))
+                self.trial.report(float(value), step=trainer.current_epoch)
+                prune = self.trial.should_prune()
+        if trainer.world_size > 1:  # the pruner's answer, the same in every process
+            prune = trainer.strategy.broadcast(prune, src=0)
+        if prune:
+            self.pruned_at = trainer.current_epoch
+            trainer.should_stop = True
+            if trainer.global_rank == 0:
+                print(f"Pruned after epoch {trainer.current_epoch + 1}: {self.spec['metric']} {self.values[-1]:.4g} "
+                      "is behind the other trials at this epoch", flush=True)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        if trainer.global_rank != 0:
+            return
+        for logger in trainer.loggers:  # the run's row in HPARAMS says whether the trial was pruned
+            logger.log_metrics({"hp/pruned": float(self.pruned_at is not None)}, trainer.global_step)
+        config = Path(log_dir or "", "config.yaml")
+        outcome = {"values": self.values, "pruned": self.pruned_at is not None, "epochs": trainer.current_epoch,
+                   "run": log_dir, "config": config.read_text() if config.is_file() else None,
+                   "world_size": trainer.world_size}
+        if log_dir:  # the run says which trial of which study it was, and how it ended
+            _write(Path(log_dir, "trial.json"), json.dumps(
+                {"study": self.spec["study"], "trial": self.spec["number"], "values": self.spec["values"],
+                 "state": "PRUNED" if outcome["pruned"] else "COMPLETE", "epochs": outcome["epochs"]}, indent=1))
+        _write(Path(self.spec["outcome"]), json.dumps(outcome))

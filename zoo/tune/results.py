@@ -1,0 +1,184 @@
+"""What a study found: its trials as a table (``trials.csv``), the best trial's config (``best.yaml``, which
+``zoo fit -c`` runs), each parameter's importance, ranges narrowed around the best trials (``narrowed.yaml``,
+the next search's space), and plots (``history.png``, ``params.png``, ``curves.png``), in the study's folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from pathlib import Path
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from zoo.tune import space as spaces
+from zoo_common import atomic_write
+
+ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}
+
+
+def _write(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def values_of(trial, space: dict) -> dict:
+    """The option values a trial ran with (its params, 1-β turned back into β)."""
+    if trial.user_attrs.get("values"):
+        return trial.user_attrs["values"]
+    out = {}
+    for option, spec in space.items():
+        name = spaces.param_name(option, spec)
+        if name in trial.params:
+            out[option] = 1.0 - trial.params[name] if spec["scale"] == "one_minus_log" else trial.params[name]
+    return out
+
+
+def _value(trial) -> float | None:
+    if trial.value is not None:
+        return trial.value
+    steps = trial.intermediate_values
+    return steps[max(steps)] if steps else None
+
+
+def rows(study: optuna.Study, space: dict) -> list[dict]:
+    """Every trial but the surplus ones (two workers asking at once for the last), best first."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):
+            continue
+        value = _value(t)
+        out.append({"trial": t.number, "state": t.state.name, "value": value, "epochs": t.user_attrs.get("epochs"),
+                    "seconds": t.user_attrs.get("seconds"), "values": values_of(t, space),
+                    "note": t.user_attrs.get("error") or t.user_attrs.get("run") or ""})
+    key = lambda r: (ORDER[TrialState[r["state"]]], math.inf if r["value"] is None else (-r["value"] if maximize else r["value"]))
+    return sorted(out, key=key)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "—" if v is None else str(v)
+
+
+def table(study: optuna.Study, space: dict, metric: str) -> str:
+    options = list(space)
+    head = ["trial", "state", metric, "epochs", "time (s)", *(o.rsplit(".", 1)[-1] for o in options)]
+    body = [[str(r["trial"]), r["state"].lower(), "—" if r["value"] is None else f"{r['value']:.4f}",
+             _fmt(r["epochs"]), _fmt(r["seconds"]), *(_fmt(r["values"].get(o)) for o in options)] for r in rows(study, space)]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    return "\n".join("  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in [head, *body])
+
+
+def csv_text(study: optuna.Study, space: dict, metric: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trial", "state", metric, "epochs", "seconds", *space, "run_or_error"])
+    for r in rows(study, space):
+        writer.writerow([r["trial"], r["state"], r["value"], r["epochs"], r["seconds"],
+                         *(json.dumps(r["values"].get(o)) if isinstance(r["values"].get(o), list) else r["values"].get(o) for o in space),
+                         r["note"]])
+    return out.getvalue()
+
+
+def best_config(trial) -> str | None:
+    """The best trial's ``config.yaml`` without the trial's logger, so that ``zoo fit -c`` makes a new
+    run in ``lightning_logs/`` as any run."""
+    text = trial.user_attrs.get("config")
+    if not text:
+        return None
+    config = yaml.safe_load(text)
+    trainer = config.get("trainer") or {}
+    for key in ("logger", "enable_progress_bar"):
+        trainer.pop(key, None)
+    values = ", ".join(f"{o}={v}" for o, v in trial.user_attrs.get("values", {}).items())
+    return (f"# The best trial ({trial.number}) of study {trial.user_attrs.get('study', '')}: value {trial.value:.4f}; "
+            f"{values}\n# Run it again: zoo fit -c THIS_FILE\n" + yaml.safe_dump(config, sort_keys=False))
+
+
+def importance(study: optuna.Study, space: dict) -> dict[str, float]:
+    names = {spaces.param_name(o, s): o for o, s in space.items()}
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if len(complete) < 3 or len(names) < 1:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(study)
+    except Exception:  # noqa: BLE001 (too few distinct values to tell)
+        return {}
+    return {names.get(k, k): v for k, v in found.items()}
+
+
+def best_trials(study: optuna.Study, space: dict) -> list[dict]:
+    """The best quarter of the finished trials (at least 3): what the next space narrows around."""
+    complete = [r for r in rows(study, space) if r["state"] == "COMPLETE"]
+    return [r["values"] for r in complete[: max(3, len(complete) // 4)]]
+
+
+def plots(study: optuna.Study, folder: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from optuna.visualization import matplotlib as ov
+    except ImportError:
+        return []
+    made = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, draw in (("history.png", ov.plot_optimization_history), ("params.png", ov.plot_slice),
+                           ("curves.png", ov.plot_intermediate_values)):
+            try:
+                axes = draw(study)
+            except Exception:  # noqa: BLE001 (nothing to draw yet)
+                continue
+            first = axes.flat[0] if hasattr(axes, "flat") else axes
+            figure = first.figure
+            figure.set_size_inches(max(6.4, 3.2 * (len(axes.flat) if hasattr(axes, "flat") else 1)), 4.8)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+            plt.close(figure)
+            atomic_write(folder / name, lambda f, data=buffer.getvalue(): f.write(data))
+            made.append(folder / name)
+    return made
+
+
+def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
+    """The study's results, written into its folder and returned as the text to print."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"Study {study.study_name}: {metric}, {study.direction.name.lower()}d", table(study, space, metric)]
+    _write(folder / "trials.csv", csv_text(study, space, metric))
+    states = [r["state"] for r in rows(study, space)]
+    lines.append(", ".join(f"{states.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+                           if states.count(s)))
+    try:
+        best = study.best_trial
+    except ValueError:
+        best = None
+    if best is not None:
+        best.user_attrs["study"] = study.study_name
+        config = best_config(best)
+        lines.append(f"Best: trial {best.number}, {metric} {best.value:.4f}; run {best.user_attrs.get('run')}")
+        if config:
+            _write(folder / "best.yaml", config)
+            lines.append(f"Its config: {folder / 'best.yaml'} (run it again: zoo fit -c {folder / 'best.yaml'})")
+    found = importance(study, space)
+    if found:
+        lines.append("Importance: " + ", ".join(f"{o} {v:.2f}" for o, v in found.items()))
+    top = best_trials(study, space)
+    if len(top) >= 2:
+        narrow = spaces.as_yaml(spaces.narrowed(space, top))
+        _write(folder / "narrowed.yaml", f"# Ranges around the best {len(top)} trials of study {study.study_name}\n{narrow}")
+        lines.append(f"Narrowed around the best {len(top)} trials ({folder / 'narrowed.yaml'}, the next search's space):")
+        lines.append(narrow.rstrip())
+    made = plots(study, folder)
+    if made:
+        lines.append("Plots: " + ", ".join(str(p) for p in made))
+    lines.append(f"Compare the trials' curves and HPARAMS: tensorboard --logdir {folder / 'trials'}")
+    return "\n".join(lines)

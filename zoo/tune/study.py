@@ -1,0 +1,78 @@
+"""A study of ``zoo tune``: its sampler and pruner, made or continued by name, refused when the name is taken
+by another search."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import optuna
+
+from zoo.tune import space as spaces
+from zoo_common import ConfigError
+
+SAMPLERS = ("random", "tpe", "grid")
+PRUNERS = ("median", "halving", "none")
+
+
+def make_sampler(name: str, space: dict, seed: int | None, grid_points: int):
+    if name == "tpe":  # random for the first 10 trials, then a model of where the good values lie
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    if name == "grid":
+        return optuna.samplers.GridSampler(spaces.grid(space, grid_points), seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def make_pruner(name: str, max_epochs: int | None = None):
+    """Pruners see one step per epoch. Median: stop a trial whose metric is worse than the median of the
+    trials before it at the same epoch (after 5 trials, from the second epoch on). Halving: successive
+    halving, a third of the trials go on at epochs 1, 3, 9, ..."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _differs(saved: dict, mine: dict) -> list[str]:
+    return [key for key in ("space", "fit_args", "metric", "direction") if saved.get(key) != mine.get(key)]
+
+
+def open_study(name: str, storage, settings: dict, sampler, pruner, create: bool = True) -> optuna.Study:
+    """The study ``name``: made with ``settings`` (space, zoo fit's options, metric, direction) or continued
+    when its settings are these. ConfigError when it exists with other settings, or (create=False) not at all."""
+    mine = {"space": settings["space"], "fit_args": settings["fit_args"], "metric": settings["metric"],
+            "direction": settings["direction"]}
+    try:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        if not create:
+            raise ConfigError(f"no study {name!r} in {settings['where']}; `zoo tune` with its configs starts it") from None
+        for attempt in range(5):  # two workers starting at the same moment: one makes it, the other loads it
+            try:
+                study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                            direction=settings["direction"], load_if_exists=True)
+                break
+            except Exception:  # noqa: BLE001 (the tables being made by the other worker)
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
+        if not study.user_attrs:
+            for key, value in mine.items():
+                study.set_user_attr(key, value)
+        return study
+    saved = {k: study.user_attrs.get(k) for k in mine}
+    differ = _differs(saved, mine) if create else []
+    if differ:
+        what = ", ".join({"space": "search space", "fit_args": "zoo fit options", "metric": "metric",
+                          "direction": "direction"}[k] for k in differ)
+        raise ConfigError(f"study {name!r} was made with another {what} (its: {saved[differ[0]]}); choose another "
+                          "--study name, or run it with the options it was made with")
+    return study
+
+
+def quiet() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the zoo says one line per trial itself
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # the worker beats for its trials itself (storage.Heartbeat), as study.optimize would
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")

@@ -1,0 +1,147 @@
+"""One worker of a study: ask the study for a trial, train it as an ordinary ``zoo fit`` run, tell the study
+how it ended; until the study has its trials. Any number of workers, on any machines that reach the storage.
+
+A trial runs in a child process (``python -m zoo.cli fit ...``): DDP starts its processes from it as from any
+run, a crash or a kill stays in it, and it dies with the worker (PR_SET_PDEATHSIG), so a killed worker leaves
+no run training for a trial the study has already given up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from zoo.tune import space as spaces
+from zoo.tune.report import ENV
+from zoo.tune.storage import Heartbeat, fail_stale
+
+LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+def option_words(values: dict) -> list[str]:
+    """The sampled values as ``zoo fit`` options."""
+    return [f"--{option}={value if isinstance(value, str) else json.dumps(value)}" for option, value in values.items()]
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the trial's heartbeat still marks it dead
+        pass
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or [""])[-1][:300]
+
+
+class Worker:
+    def __init__(self, study: optuna.Study, settings: dict, folder: Path, n_trials: int, pruner: str) -> None:
+        self.study, self.settings, self.folder, self.n_trials, self.pruner = study, settings, folder, n_trials, pruner
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def counts(self) -> dict[TrialState, int]:
+        trials = self.study.get_trials(deepcopy=False)
+        return {state: sum(t.state == state for t in trials) for state in TrialState}
+
+    def surplus(self, trial: optuna.Trial) -> bool:
+        """Two workers asked at the same moment for the study's last trial: the later number is one too many."""
+        earlier = [t for t in self.study.get_trials(deepcopy=False, states=LIVE) if t.number < trial.number]
+        return len(earlier) >= self.n_trials
+
+    def run(self) -> int:
+        """Trials until the study has ``n_trials`` finished (complete or pruned); the number this worker ran."""
+        ran, failed_in_a_row, said_waiting = 0, 0, False
+        while True:
+            fail_stale(self.study)  # a dead worker's trial: failed, and queued again with its values
+            n = self.counts()
+            done = n[TrialState.COMPLETE] + n[TrialState.PRUNED]
+            if done >= self.n_trials:
+                return ran
+            if not n[TrialState.WAITING] and done + n[TrialState.RUNNING] >= self.n_trials:
+                if not said_waiting:  # stay: if their worker dies, its trial is run again here
+                    print(f"Waiting for {n[TrialState.RUNNING]} trial(s) running elsewhere", flush=True)
+                    said_waiting = True
+                time.sleep(min(5, self.study._storage.get_heartbeat_interval() or 5))
+                continue
+            trial = self.study.ask()
+            if self.surplus(trial):
+                trial.set_user_attr("surplus", True)
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            said_waiting = False
+            state = self.one(trial)
+            ran += 1
+            failed_in_a_row = failed_in_a_row + 1 if state == TrialState.FAIL else 0
+            if failed_in_a_row >= 3:
+                raise RuntimeError("3 trials in a row failed (the last one's line is above); fix the options and "
+                                   "run the same command again: the study goes on")
+
+    def one(self, trial: optuna.Trial) -> TrialState:
+        values = spaces.suggest(trial, self.settings["space_dict"])
+        retried = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        trial.set_user_attr("values", values)
+        trial.set_user_attr("worker", self.name)
+        runs = self.folder / "trials"
+        runs.mkdir(parents=True, exist_ok=True)
+        outcome = runs / f".outcome-{os.getpid()}-{trial.number}.json"
+        log = self.folder / "logs" / f"trial_{trial.number}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "zoo.cli", "fit", *self.settings["fit_args"], *option_words(values),
+                   f"--trainer.logger.init_args.save_dir={self.folder}", "--trainer.logger.init_args.name=trials",
+                   "--trainer.enable_progress_bar=false"]
+        env = {**os.environ, ENV: json.dumps({
+            "storage": self.settings["storage"], "study": self.study.study_name, "trial_id": trial._trial_id,
+            "number": trial.number, "values": values, "metric": self.settings["metric"], "pruner": self.pruner,
+            "max_epochs": self.settings.get("max_epochs"), "outcome": str(outcome)})}
+        shown = " ".join(f"{o.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{o.rsplit('.', 1)[-1]}={v}"
+                         for o, v in values.items())
+        again = f" (again: trial {retried}'s worker died)" if retried is not None else ""
+        print(f"Trial {trial.number}{again}: {shown}", flush=True)
+        start = time.monotonic()
+        try:
+            with Heartbeat(self.study._storage, trial._trial_id), open(log, "wb") as out:
+                code = subprocess.call(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        except KeyboardInterrupt:  # Ctrl-C reached the run too; the study gets a new trial in its place
+            trial.set_user_attr("error", "interrupted")
+            self.study.tell(trial, state=TrialState.FAIL)
+            outcome.unlink(missing_ok=True)
+            raise
+        seconds = time.monotonic() - start
+        trial.set_user_attr("seconds", round(seconds, 1))
+        result = json.loads(outcome.read_text()) if code == 0 and outcome.is_file() else None
+        outcome.unlink(missing_ok=True)
+        if result is None or not result["values"]:
+            reason = _last_line(log) or f"exit status {code}"
+            trial.set_user_attr("error", reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            print(f"Trial {trial.number} failed after {seconds:.0f} s: {reason} (log: {log})", flush=True)
+            return TrialState.FAIL
+        trial.set_user_attr("epochs", result["epochs"])
+        trial.set_user_attr("run", result["run"])
+        trial.set_user_attr("config", result["config"])
+        metric, vs = self.settings["metric"], result["values"]
+        best = max(vs) if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else min(vs)
+        if result["pruned"]:
+            self.study.tell(trial, state=TrialState.PRUNED)  # Optuna keeps its last reported value
+            print(f"Trial {trial.number} pruned after {result['epochs']} epoch(s), {seconds:.0f} s: {metric} "
+                  f"{vs[-1]:.4f} ({result['run']})", flush=True)
+            return TrialState.PRUNED
+        self.study.tell(trial, best)
+        print(f"Trial {trial.number} finished: best {metric} {best:.4f} in {result['epochs']} epoch(s), "
+              f"{seconds:.0f} s ({result['run']})", flush=True)
+        return TrialState.COMPLETE
