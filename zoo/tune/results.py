@@ -33,7 +33,7 @@ def values_of(trial, space: dict) -> dict:
     for option, spec in space.items():
         name = spaces.param_name(option, spec)
         if name in trial.params:
-            out[option] = 1.0 - trial.params[name] if spec["scale"] == "one_minus_log" else trial.params[name]
+            out[option] = 1.0 - trial.params[name] if spec["scale"] == "one_minus_log" else spaces.decode(trial.params[name])
     return out
 
 

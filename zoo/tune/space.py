@@ -112,9 +112,17 @@ def suggest(trial, space: dict) -> dict:
             values[option] = trial.suggest_float(name, spec["low"], spec["high"])
         elif scale == "int":
             values[option] = trial.suggest_int(name, spec["low"], spec["high"], step=spec["step"])
-        else:
-            values[option] = trial.suggest_categorical(name, spec["values"])
+        else:  # a list value (hidden_sizes: [256, 256]) as its JSON text: Optuna's storages keep plain values
+            values[option] = decode(trial.suggest_categorical(name, [encode(v) for v in spec["values"]]))
     return values
+
+
+def encode(value):
+    return value if value is None or isinstance(value, (bool, int, float, str)) else "json:" + json.dumps(value)
+
+
+def decode(value):
+    return json.loads(value.removeprefix("json:")) if isinstance(value, str) and value.startswith("json:") else value
 
 
 def extremes(space: dict) -> list[dict]:
@@ -134,7 +142,7 @@ def grid(space: dict, points: int) -> dict[str, list]:
     for option, spec in space.items():
         scale, name = spec["scale"], param_name(option, spec)
         if scale == "choice":
-            out[name] = list(spec["values"])
+            out[name] = [encode(v) for v in spec["values"]]
             continue
         low, high = (1.0 - spec["high"], 1.0 - spec["low"]) if scale == "one_minus_log" else (spec["low"], spec["high"])
         if scale in ("log", "one_minus_log"):
@@ -188,7 +196,9 @@ def narrowed(space: dict, best: list[dict]) -> dict:
                 a = b - spec["step"]
             out[option] = {"scale": "int", "low": a, "high": b, **({"step": spec["step"]} if spec["step"] != 1 else {})}
         else:
-            out[option] = {"scale": spec["scale"], "low": float(f"{a:.4g}"), "high": float(f"{b:.4g}")}
+            # 4 significant digits, of 1-β for a β (0.9944, not 0.99)
+            r = (lambda v: 1.0 - float(f"{1.0 - v:.4g}")) if spec["scale"] == "one_minus_log" else (lambda v: float(f"{v:.4g}"))
+            out[option] = {"scale": spec["scale"], "low": r(a), "high": r(b)}
             if out[option]["low"] >= out[option]["high"]:  # rounding met: keep the unrounded ends
                 out[option] |= {"low": a, "high": b}
     return out

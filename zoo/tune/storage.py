@@ -75,6 +75,8 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, create: bool = True):
     if "://" not in url:
         raise ConfigError(f"--storage {url}: not a storage; give postgresql://USER@HOST/DB, sqlite:///FILE or "
                           "journal:FILE")
+    if url.startswith("postgresql://"):  # psycopg 3, whatever SQLAlchemy's default driver (the .[tune] extra has it)
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # SQLite waits for another worker's write instead of failing with "database is locked"
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("postgresql"):

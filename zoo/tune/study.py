@@ -35,7 +35,8 @@ def make_pruner(name: str, max_epochs: int | None = None):
 
 
 def _differs(saved: dict, mine: dict) -> list[str]:
-    return [key for key in ("space", "fit_args", "metric", "direction") if saved.get(key) != mine.get(key)]
+    # zoo fit's options may differ between workers (where the data is, how many devices a machine has)
+    return [key for key in ("space", "metric", "direction") if saved.get(key) != mine.get(key)]
 
 
 def open_study(name: str, storage, settings: dict, sampler, pruner, create: bool = True) -> optuna.Study:
@@ -57,15 +58,18 @@ def open_study(name: str, storage, settings: dict, sampler, pruner, create: bool
                 if attempt == 4:
                     raise
                 time.sleep(0.5 + attempt)
-        if not study.user_attrs:
-            for key, value in mine.items():
-                study.set_user_attr(key, value)
+        if not study.user_attrs:  # direction last: the sign that the rest is there
+            for key in ("space", "fit_args", "metric", "direction"):
+                study.set_user_attr(key, mine[key])
         return study
+    for _ in range(40):  # made by another worker this moment: its settings follow the study by a few writes
+        if study.user_attrs.get("direction") is not None:
+            break
+        time.sleep(0.25)
     saved = {k: study.user_attrs.get(k) for k in mine}
     differ = _differs(saved, mine) if create else []
     if differ:
-        what = ", ".join({"space": "search space", "fit_args": "zoo fit options", "metric": "metric",
-                          "direction": "direction"}[k] for k in differ)
+        what = ", ".join({"space": "search space", "metric": "metric", "direction": "direction"}[k] for k in differ)
         raise ConfigError(f"study {name!r} was made with another {what} (its: {saved[differ[0]]}); choose another "
                           "--study name, or run it with the options it was made with")
     return study

@@ -1,0 +1,300 @@
+"""``zoo tune``: the scales sample what they claim, bad input is refused before anything is written, workers
+share a study (embedded SQLite, a real PostgreSQL server) and run each trial once, a killed worker's trial is
+run again, and the processes of a DDP trial train with the same values and are pruned together."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="zoo tune needs the .[tune] extra (pip install -e '.[dev]')")
+from optuna.trial import TrialState  # noqa: E402
+
+from tests import postgres  # noqa: E402
+from tests.conftest import CONFIGS, REPO  # noqa: E402
+from zoo.tune import space as spaces  # noqa: E402
+from zoo_common import ConfigError  # noqa: E402
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+LINREG = str(CONFIGS / "linreg_synthetic.yaml")
+LR = "search:\n  optimizer.init_args.lr: {scale: log, low: 0.001, high: 0.1}\n"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def sample(space: dict, n: int = 4000, seed: int = 0) -> list[dict]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(spaces.suggest(trial, space))
+        study.tell(trial, 0.0)
+    return out
+
+
+def per_decade(values: list[float], edges: list[float]) -> list[float]:
+    return [sum(a <= v < b for v in values) / len(values) for a, b in zip(edges, edges[1:])]
+
+
+def looks_log_uniform(values: list[float], edges: list[float]) -> bool:
+    """As many values between each pair of edges (edges a factor apart) as between any other: within 3 points."""
+    return all(abs(f - 1 / (len(edges) - 1)) < 0.03 for f in per_decade(values, edges))
+
+
+def test_log_scale_samples_each_decade_alike():
+    space = {"lr": spaces.check("lr", {"scale": "log", "low": 1e-4, "high": 1.0})}
+    values = [s["lr"] for s in sample(space)]
+    edges = [1e-4, 1e-3, 1e-2, 1e-1, 1.0 + 1e-12]
+    assert min(values) >= 1e-4 and max(values) <= 1.0
+    assert looks_log_uniform(values, edges), per_decade(values, edges)
+    # the check has teeth: the same number drawn uniformly puts ~90% in the last decade
+    uniform = [s["lr"] for s in sample({"lr": spaces.check("lr", {"scale": "uniform", "low": 1e-4, "high": 1.0})})]
+    assert not looks_log_uniform(uniform, edges)
+
+
+def test_one_minus_log_scale_samples_averaging_lengths_alike():
+    """β in 0.9 .. 0.999: 1-β log-uniform, so β < 0.99 (averages of ~10-100 steps) as often as β >= 0.99."""
+    space = {"m": spaces.check("m", {"scale": "one_minus_log", "low": 0.9, "high": 0.999})}
+    betas = [s["m"] for s in sample(space)]
+    assert min(betas) >= 0.9 and max(betas) <= 0.999
+    steps = [1 / (1 - b) for b in betas]  # how many steps the average spans: 10 .. 1000
+    assert looks_log_uniform(steps, [10, 100, 1000 + 1e-6]), per_decade(steps, [10, 100, 1000 + 1e-6])
+    # against a broken variant: β itself log-uniform puts ~91% below 0.99
+    broken = [s["m"] for s in sample({"m": spaces.check("m", {"scale": "log", "low": 0.9, "high": 0.999})})]
+    assert not looks_log_uniform([1 / (1 - b) for b in broken], [10, 100, 1000 + 1e-6])
+
+
+def test_int_and_choice_scales_cover_their_values():
+    space = {"units": spaces.check("units", {"scale": "int", "low": 32, "high": 512, "step": 32}),
+             "batch": spaces.check("batch", {"scale": "choice", "values": [64, 128, [256, 256]]})}
+    drawn = sample(space, 1500)
+    assert {d["units"] for d in drawn} == set(range(32, 513, 32))
+    counts = [sum(d["batch"] == v for d in drawn) for v in (64, 128, [256, 256])]
+    assert all(abs(c / 1500 - 1 / 3) < 0.05 for c in counts), counts
+
+
+def test_grid_spaces_each_option_evenly_on_its_scale():
+    space = {"lr": spaces.check("lr", {"scale": "log", "low": 1e-4, "high": 1.0}),
+             "m": spaces.check("m", {"scale": "one_minus_log", "low": 0.9, "high": 0.999})}
+    grid = spaces.grid(space, 3)
+    assert grid["lr"] == pytest.approx([1e-4, 1e-2, 1.0])
+    assert grid["1-m"] == pytest.approx([1e-3, 1e-2, 1e-1])  # β 0.999, 0.99, 0.9
+
+
+def test_narrowed_ranges_surround_the_best_values_on_their_scale():
+    space = {"lr": spaces.check("lr", {"scale": "log", "low": 1e-4, "high": 1.0}),
+             "m": spaces.check("m", {"scale": "one_minus_log", "low": 0.5, "high": 0.999}),
+             "b": spaces.check("b", {"scale": "choice", "values": [64, 128, 256]})}
+    best = [{"lr": 1e-3, "m": 0.9, "b": 64}, {"lr": 1e-2, "m": 0.99, "b": 256}]
+    narrow = spaces.narrowed(space, best)
+    # the span (a factor 10) widened by a quarter of it on each side: x 10^-0.25 .. x 10^0.25
+    assert narrow["lr"]["low"] == pytest.approx(1e-3 * 10 ** -0.25, rel=1e-3)
+    assert narrow["lr"]["high"] == pytest.approx(1e-2 * 10 ** 0.25, rel=1e-3)
+    assert 1 - narrow["m"]["high"] == pytest.approx(0.01 * 10 ** -0.25, rel=1e-3)
+    assert 1 - narrow["m"]["low"] == pytest.approx(0.1 * 10 ** 0.25, rel=1e-3)
+    assert narrow["b"] == {"scale": "choice", "values": [64, 256]}
+    # written as a space file, it reads back as the same space
+    path_text = spaces.as_yaml(narrow)
+    import yaml
+
+    again = {o: spaces.check(o, s) for o, s in yaml.safe_load(path_text)["search"].items()}
+    assert again == narrow
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"scale": "log", "low": 0.1, "high": 0.01}, "low 0.1 must be below high 0.01"),
+    ({"scale": "log", "low": 0, "high": 1}, "a log scale needs low > 0"),
+    ({"scale": "one_minus_log", "low": 0.9, "high": 1.0}, "0 <= low < high < 1"),
+    ({"scale": "logarithmic", "low": 0.1, "high": 1}, "is not one of log, one_minus_log"),
+    ({"scale": "choice", "values": []}, "a choice needs values"),
+])
+def test_bad_ranges_are_named(spec, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+        spaces.check("optimizer.init_args.lr", spec)
+
+
+def run_tune(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zoo.cli", "tune", *args], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=timeout, start_new_session=True)
+
+
+def start_tune(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "zoo.cli", "tune", *args], cwd=cwd, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def files_under(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("space, extra, words", [
+    ("search:\n  optimizer.init_args.no_such: {scale: log, low: 0.001, high: 0.1}\n", [], "no_such"),
+    ("search:\n  optimizer.init_args.lr: {scale: log, low: 0.1, high: 0.01}\n", [], "must be below high"),
+    ("search:\n  optimizer.init_args.lr: {scale: log, low: 0, high: 0.1}\n", [], "needs low > 0"),
+    (LR, ["--storage", "postgresql://zoo@127.0.0.1:1/none"], "cannot be reached"),
+    (LR, ["--storage", "mysql-but-not-a-url"], "not a storage"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, space, extra, words):
+    (tmp_path / "space.yaml").write_text(space)
+    before = files_under(tmp_path)
+    out = run_tune(["-c", LINREG, "-c", "space.yaml", "--n_trials", "2", *extra], tmp_path)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], out.stderr
+    assert files_under(tmp_path) == before  # no study folder, no database, no run
+
+
+def trials_of(url: str, name: str) -> list:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = url.replace("postgresql://", "postgresql+psycopg://")
+    return optuna.load_study(study_name=name, storage=storage).trials
+
+
+def check_each_trial_once(trials: list, folder: Path, n: int, outputs: list[str]) -> None:
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == n
+    # every finished trial ran once: one run folder each, naming it, and one "finished" line among the workers
+    runs = [json.loads(p.read_text()) for p in folder.glob("trials/version_*/trial.json")]
+    assert sorted(r["trial"] for r in runs) == sorted(t.number for t in finished)
+    assert len({t.user_attrs["run"] for t in finished}) == n
+    text = "\n".join(outputs)
+    for t in finished:
+        assert text.count(f"Trial {t.number} finished") == 1
+    # the run trained with the trial's values: its config.yaml says so
+    for t in finished:
+        config = Path(t.user_attrs["run"], "config.yaml").read_text()
+        assert f"lr: {t.params['optimizer.init_args.lr']}" in config
+    assert len({t.user_attrs["worker"] for t in finished}) == 2, "both workers should have run trials"
+
+
+def two_workers(tmp_path: Path, extra: list[str], n: int = 6) -> list[str]:
+    (tmp_path / "space.yaml").write_text(LR)
+    args = ["-c", LINREG, "-c", "space.yaml", "--n_trials", str(n), "--pruner", "none", "--study", "two",
+            "--trainer.max_epochs", "2", *extra]
+    workers = [start_tune(args, tmp_path) for _ in range(2)]
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    return outputs
+
+
+def test_two_workers_share_an_embedded_study(tmp_path):
+    outputs = two_workers(tmp_path, [])
+    folder = tmp_path / "lightning_logs" / "tune" / "two"
+    trials = trials_of(f"sqlite:///{folder / 'study.db'}", "two")
+    check_each_trial_once(trials, folder, 6, outputs)
+    # the results: the table, the best trial's config (which `zoo fit -c` runs), the plots
+    assert "Best: trial" in outputs[0] and (folder / "best.yaml").is_file()
+    assert {"trials.csv", "history.png", "params.png", "narrowed.yaml"} <= {p.name for p in folder.iterdir()}
+    best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    rerun = subprocess.run([sys.executable, "-m", "zoo.cli", "fit", "-c", str(folder / "best.yaml")], cwd=tmp_path,
+                           env=ENV, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    again = next((tmp_path / "lightning_logs" / "LinearRegression-SyntheticPoints").glob("version_*"))
+    assert f"lr: {best.params['optimizer.init_args.lr']}" in (again / "config.yaml").read_text()
+    # the same study name with another space: refused, and the study is as it was
+    before = files_under(folder)
+    (tmp_path / "other.yaml").write_text(LR.replace("0.001", "0.0001"))
+    out = run_tune(["-c", LINREG, "-c", "other.yaml", "--study", "two"], tmp_path)
+    assert out.returncode == 2 and "was made with another search space" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert files_under(folder) == before
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(postgres.missing() is not None, reason=postgres.missing() or "")
+def test_two_workers_share_a_postgresql_study(tmp_path):
+    with postgres.server() as url:
+        outputs = two_workers(tmp_path, ["--storage", url])
+        trials = trials_of(url, "two")
+    check_each_trial_once(trials, tmp_path / "lightning_logs" / "tune" / "two", 6, outputs)
+    assert not (tmp_path / "lightning_logs" / "tune" / "two" / "study.db").exists()  # all in the server
+
+
+def processes_with(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_run_again_and_finished_trials_stay(tmp_path):
+    (tmp_path / "space.yaml").write_text(LR)
+    args = ["-c", LINREG, "-c", "space.yaml", "--n_trials", "3", "--pruner", "none", "--study", "kill",
+            "--heartbeat", "1", "--trainer.max_epochs", "3"]
+    folder = tmp_path / "lightning_logs" / "tune" / "kill"
+    first = start_tune(args, tmp_path)
+    seen = []
+    for line in first.stdout:  # kill -9 the worker once its second trial is training
+        seen.append(line)
+        if line.startswith("Trial 1:"):
+            break
+    time.sleep(3)
+    assert first.poll() is None, "".join(seen)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    time.sleep(1)
+    assert processes_with(str(folder)) == [], "the killed worker's run should have died with it"
+    url = f"sqlite:///{folder / 'study.db'}"
+    before = {t.number: (t.state, t.value, t.params) for t in trials_of(url, "kill") if t.state == TrialState.COMPLETE}
+    assert list(before) == [0]
+    second = run_tune(args, tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    trials = trials_of(url, "kill")
+    killed = trials[1]
+    assert killed.state == TrialState.FAIL  # found dead by its heartbeat
+    again = [t for t in trials if t.system_attrs.get("failed_trial") == 1]
+    assert len(again) == 1 and again[0].state == TrialState.COMPLETE and again[0].params == killed.params
+    assert "again: trial 1's worker died" in second.stdout
+    assert {t.number: (t.state, t.value, t.params) for t in trials if t.number in before} == before
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
+@pytest.mark.slow
+def test_a_ddp_trial_trains_with_the_same_values_and_is_pruned_together(tmp_path):
+    """A study whose earlier trials reached val/loss 0 at every epoch: the median pruner stops the next trial at
+    its first prunable epoch (the second); both processes of that 2-process gloo trial stop there."""
+    (tmp_path / "space.yaml").write_text(
+        LR + "  optimizer.init_args.momentum: {scale: one_minus_log, low: 0.5, high: 0.99}\n")
+    (tmp_path / "probe.yaml").write_text(
+        "trainer:\n  callbacks:\n    - class_path: tests.tune_probe.RankProbe\n"
+        f"      init_args:\n        out: {tmp_path / 'probe'}\n")
+    common = ["-c", LINREG, "-c", "space.yaml", "--study", "ddp", "--pruner", "median", "--trainer.max_epochs", "5"]
+    first = run_tune([*common, "--n_trials", "1"], tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    folder = tmp_path / "lightning_logs" / "tune" / "ddp"
+    study = optuna.load_study(study_name="ddp", storage=f"sqlite:///{folder / 'study.db'}")
+    done = study.trials[0]
+    for _ in range(4):  # four more finished trials that did perfectly at every epoch
+        study.add_trial(optuna.trial.create_trial(params=done.params, distributions=done.distributions, value=0.0,
+                                                  intermediate_values=dict.fromkeys(range(5), 0.0)))
+    out = run_tune([*common, "--n_trials", "6", "-c", str(CONFIGS / "trainer" / "ddp_cpu.yaml"), "-c", "probe.yaml"],
+                   tmp_path, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    trial = optuna.load_study(study_name="ddp", storage=f"sqlite:///{folder / 'study.db'}").trials[-1]
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["epochs"] == 2
+    ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    values = trial.user_attrs["values"]
+    for rank in ranks:
+        assert rank["world_size"] == 2 and rank["epochs"] == 2  # both stopped after the same epoch
+        assert rank["lr"] == values["optimizer.init_args.lr"]
+        assert rank["momentum"] == values["optimizer.init_args.momentum"]
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # the same values, the same steps: the same weights
+    run = Path(trial.user_attrs["run"])
+    assert json.loads((run / "trial.json").read_text())["state"] == "PRUNED"
+    assert "pruned after 2 epoch(s)" in out.stdout
+    assert not math.isnan(trial.intermediate_values[1])
