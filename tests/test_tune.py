@@ -298,3 +298,50 @@ def test_a_ddp_trial_trains_with_the_same_values_and_is_pruned_together(tmp_path
     assert json.loads((run / "trial.json").read_text())["state"] == "PRUNED"
     assert "pruned after 2 epoch(s)" in out.stdout
     assert not math.isnan(trial.intermediate_values[1])
+
+
+def test_the_journal_storage_finds_a_dead_workers_trial_by_its_heartbeat(tmp_path):
+    from zoo.tune.storage import fail_stale, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(f"journal:{tmp_path / 'study.log'}", heartbeat_s=1)
+    study = optuna.create_study(study_name="j", storage=storage)
+    alive, dead = study.ask(), study.ask()
+    for trial in (alive, dead):
+        trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+        storage.record_heartbeat(trial._trial_id)
+    time.sleep(2.5)
+    storage.record_heartbeat(alive._trial_id)  # its worker still beats
+    fail_stale(study)
+    trials = study.get_trials()
+    assert [t.state for t in trials[:2]] == [TrialState.RUNNING, TrialState.FAIL]
+    assert trials[2].state == TrialState.WAITING and trials[2].params == trials[1].params  # queued again
+    assert trials[2].system_attrs["failed_trial"] == dead.number
+
+
+def test_a_study_on_a_journal_file_and_its_results_on_demand(tmp_path):
+    (tmp_path / "space.yaml").write_text(LR)
+    journal = f"journal:{tmp_path / 'study.log'}"
+    out = run_tune(["-c", LINREG, "-c", "space.yaml", "--n_trials", "2", "--study", "j", "--storage", journal,
+                    "--trainer.max_epochs", "1"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    shown = run_tune(["--results", "--study", "j", "--storage", journal], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    trials = optuna.load_study(study_name="j", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log")))).trials
+    rows = [line.split() for line in shown.stdout.splitlines() if line.split()[:1] in (["0"], ["1"])]
+    # best first (val/loss: lowest), each with the value the study holds
+    assert [int(r[0]) for r in rows] == [t.number for t in sorted(trials, key=lambda t: t.value)]
+    assert [float(r[2]) for r in rows] == [round(t.value, 4) for t in sorted(trials, key=lambda t: t.value)]
+    missing = run_tune(["--results", "--study", "nope"], tmp_path)
+    assert missing.returncode == 2 and "no study 'nope'" in missing.stderr
+
+
+def test_diverging_trials_are_failed_with_their_reason_and_a_study_of_them_stops(tmp_path):
+    (tmp_path / "space.yaml").write_text("search:\n  optimizer.init_args.lr: {scale: choice, values: [1000.0]}\n")
+    out = run_tune(["-c", LINREG, "-c", "space.yaml", "--n_trials", "3", "--study", "nan", "--pruner", "none",
+                    "--trainer.max_epochs", "1"], tmp_path)
+    assert out.returncode == 1 and "3 trials of the study failed" in out.stderr, out.stdout + out.stderr
+    trials = trials_of(f"sqlite:///{tmp_path / 'lightning_logs' / 'tune' / 'nan' / 'study.db'}", "nan")
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all("the training loss became" in t.user_attrs["error"] for t in trials)

@@ -72,6 +72,9 @@ class Worker:
             done = n[TrialState.COMPLETE] + n[TrialState.PRUNED]
             if done >= self.n_trials:
                 return ran
+            if n[TrialState.FAIL] >= max(self.n_trials, 3):
+                raise RuntimeError(f"{n[TrialState.FAIL]} trials of the study failed (their lines are above, the "
+                                   "reasons in `zoo tune --results`); narrow the space to values the run can train with")
             if not n[TrialState.WAITING] and done + n[TrialState.RUNNING] >= self.n_trials:
                 if not said_waiting:  # stay: if their worker dies, its trial is run again here
                     print(f"Waiting for {n[TrialState.RUNNING]} trial(s) running elsewhere", flush=True)
@@ -86,12 +89,12 @@ class Worker:
             said_waiting = False
             state = self.one(trial)
             ran += 1
-            failed_in_a_row = failed_in_a_row + 1 if state == TrialState.FAIL else 0
+            failed_in_a_row = failed_in_a_row + 1 if state == TrialState.FAIL else 0  # not counted: a diverged run
             if failed_in_a_row >= 3:
                 raise RuntimeError("3 trials in a row failed (the last one's line is above); fix the options and "
                                    "run the same command again: the study goes on")
 
-    def one(self, trial: optuna.Trial) -> TrialState:
+    def one(self, trial: optuna.Trial) -> TrialState | None:
         values = spaces.suggest(trial, self.settings["space_dict"])
         retried = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
         trial.set_user_attr("values", values)
@@ -130,7 +133,8 @@ class Worker:
             trial.set_user_attr("error", reason)
             self.study.tell(trial, state=TrialState.FAIL)
             print(f"Trial {trial.number} failed after {seconds:.0f} s: {reason} (log: {log})", flush=True)
-            return TrialState.FAIL
+            # a learning rate too large for the model is a result of the search, not a reason to stop it
+            return None if "the training loss became" in reason else TrialState.FAIL
         trial.set_user_attr("epochs", result["epochs"])
         trial.set_user_attr("run", result["run"])
         trial.set_user_attr("config", result["config"])
