@@ -170,7 +170,7 @@ def main(argv: list[str]) -> None:
             n = size
     print(f"Study {settings['study']} ({describe(url)}): {n} trials of {', '.join(space)}; "
           f"{args.sampler} sampling, {args.pruner} pruning, {settings['metric']} {settings['direction']}d; "
-          f"runs in {folder / 'trials'}", flush=True)
+          f"runs in {results.shown(folder / 'trials')}", flush=True)
     from zoo.tune.worker import Worker
 
     try:

@@ -21,6 +21,14 @@ from zoo_common import atomic_write
 ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}
 
 
+def shown(path) -> str:
+    """A path as the user reads it: relative to the working directory when under it."""
+    try:
+        return str(Path(path).absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _write(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
@@ -164,10 +172,10 @@ def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
     if best is not None:
         best.user_attrs["study"] = study.study_name
         config = best_config(best)
-        lines.append(f"Best: trial {best.number}, {metric} {best.value:.4f}; run {best.user_attrs.get('run')}")
+        lines.append(f"Best: trial {best.number}, {metric} {best.value:.4f}; run {shown(best.user_attrs.get('run'))}")
         if config:
             _write(folder / "best.yaml", config)
-            lines.append(f"Its config: {folder / 'best.yaml'} (run it again: zoo fit -c {folder / 'best.yaml'})")
+            lines.append(f"Its config: {shown(folder / 'best.yaml')} (run it again: zoo fit -c {shown(folder / 'best.yaml')})")
     found = importance(study, space)
     if found:
         lines.append("Importance: " + ", ".join(f"{o} {v:.2f}" for o, v in found.items()))
@@ -175,10 +183,10 @@ def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
     if len(top) >= 2:
         narrow = spaces.as_yaml(spaces.narrowed(space, top))
         _write(folder / "narrowed.yaml", f"# Ranges around the best {len(top)} trials of study {study.study_name}\n{narrow}")
-        lines.append(f"Narrowed around the best {len(top)} trials ({folder / 'narrowed.yaml'}, the next search's space):")
+        lines.append(f"Narrowed around the best {len(top)} trials ({shown(folder / 'narrowed.yaml')}, the next search's space):")
         lines.append(narrow.rstrip())
     made = plots(study, folder)
     if made:
-        lines.append("Plots: " + ", ".join(str(p) for p in made))
-    lines.append(f"Compare the trials' curves and HPARAMS: tensorboard --logdir {folder / 'trials'}")
+        lines.append("Plots: " + ", ".join(shown(p) for p in made))
+    lines.append(f"Compare the trials' curves and HPARAMS: tensorboard --logdir {shown(folder / 'trials')}")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from zoo.tune import space as spaces
 from zoo.tune.report import ENV
+from zoo.tune.results import shown
 from zoo.tune.storage import Heartbeat, fail_stale
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -111,10 +112,10 @@ class Worker:
             "storage": self.settings["storage"], "study": self.study.study_name, "trial_id": trial._trial_id,
             "number": trial.number, "values": values, "metric": self.settings["metric"], "pruner": self.pruner,
             "max_epochs": self.settings.get("max_epochs"), "outcome": str(outcome)})}
-        shown = " ".join(f"{o.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{o.rsplit('.', 1)[-1]}={v}"
+        said = " ".join(f"{o.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{o.rsplit('.', 1)[-1]}={v}"
                          for o, v in values.items())
         again = f" (again: trial {retried}'s worker died)" if retried is not None else ""
-        print(f"Trial {trial.number}{again}: {shown}", flush=True)
+        print(f"Trial {trial.number}{again}: {said}", flush=True)
         start = time.monotonic()
         try:
             with Heartbeat(self.study._storage, trial._trial_id), open(log, "wb") as out:
@@ -132,7 +133,7 @@ class Worker:
             reason = _last_line(log) or f"exit status {code}"
             trial.set_user_attr("error", reason)
             self.study.tell(trial, state=TrialState.FAIL)
-            print(f"Trial {trial.number} failed after {seconds:.0f} s: {reason} (log: {log})", flush=True)
+            print(f"Trial {trial.number} failed after {seconds:.0f} s: {reason} (log: {shown(log)})", flush=True)
             # a learning rate too large for the model is a result of the search, not a reason to stop it
             return None if "the training loss became" in reason else TrialState.FAIL
         trial.set_user_attr("epochs", result["epochs"])
@@ -143,9 +144,9 @@ class Worker:
         if result["pruned"]:
             self.study.tell(trial, state=TrialState.PRUNED)  # Optuna keeps its last reported value
             print(f"Trial {trial.number} pruned after {result['epochs']} epoch(s), {seconds:.0f} s: {metric} "
-                  f"{vs[-1]:.4f} ({result['run']})", flush=True)
+                  f"{vs[-1]:.4f} ({shown(result['run'])})", flush=True)
             return TrialState.PRUNED
         self.study.tell(trial, best)
         print(f"Trial {trial.number} finished: best {metric} {best:.4f} in {result['epochs']} epoch(s), "
-              f"{seconds:.0f} s ({result['run']})", flush=True)
+              f"{seconds:.0f} s ({shown(result['run'])})", flush=True)
         return TrialState.COMPLETE
