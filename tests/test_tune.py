@@ -345,3 +345,14 @@ def test_diverging_trials_are_failed_with_their_reason_and_a_study_of_them_stops
     trials = trials_of(f"sqlite:///{tmp_path / 'lightning_logs' / 'tune' / 'nan' / 'study.db'}", "nan")
     assert [t.state for t in trials] == [TrialState.FAIL] * 3
     assert all("the training loss became" in t.user_attrs["error"] for t in trials)
+
+
+def test_a_grid_study_tries_each_point_once_and_ends(tmp_path):
+    (tmp_path / "space.yaml").write_text(LR)
+    out = run_tune(["-c", LINREG, "-c", "space.yaml", "--n_trials", "5", "--study", "g", "--sampler", "grid",
+                    "--grid_points", "2", "--pruner", "none", "--trainer.max_epochs", "1"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 points, so 2 trials" in out.stdout
+    trials = trials_of(f"sqlite:///{tmp_path / 'lightning_logs' / 'tune' / 'g' / 'study.db'}", "g")
+    assert sorted(t.params["optimizer.init_args.lr"] for t in trials) == pytest.approx([0.001, 0.1])
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2

@@ -15,11 +15,19 @@ SAMPLERS = ("random", "tpe", "grid")
 PRUNERS = ("median", "halving", "none")
 
 
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid, less its ``study.stop()`` once every point is taken: that works inside ``study.optimize``
+    only (ask and tell raises); the worker stops at the grid's size itself."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def make_sampler(name: str, space: dict, seed: int | None, grid_points: int):
     if name == "tpe":  # random for the first 10 trials, then a model of where the good values lie
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     if name == "grid":
-        return optuna.samplers.GridSampler(spaces.grid(space, grid_points), seed=seed)
+        return GridSampler(spaces.grid(space, grid_points), seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
