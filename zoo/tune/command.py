@@ -17,9 +17,13 @@ from pathlib import Path
 import yaml
 
 from zoo.tune import space as spaces
-from zoo_common import ConfigError
+from zoo_common import ConfigError, ZooError
 
 ROOT = Path("lightning_logs") / "tune"
+
+
+class Interrupted(ZooError):
+    exit_code = 130  # as a shell reports Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -176,6 +180,7 @@ def main(argv: list[str]) -> None:
     try:
         ran = Worker(study, settings, folder, n, args.pruner).run()
     except KeyboardInterrupt:
-        raise ConfigError(f"interrupted; run the same command to go on with study {settings['study']}") from None
+        raise Interrupted(f"interrupted (the trial it was running is marked failed); run the same command to go "
+                          f"on with study {settings['study']}") from None
     print(f"This worker ran {ran} trial(s).")
     print(results.report(study, space, settings["metric"], folder))

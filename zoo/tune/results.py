@@ -162,6 +162,9 @@ def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f"Study {study.study_name}: {metric}, {study.direction.name.lower()}d", table(study, space, metric)]
     _write(folder / "trials.csv", csv_text(study, space, metric))
+    for r in rows(study, space):
+        if r["state"] == "FAIL":
+            lines.append(f"trial {r['trial']} failed: {r['note'] or 'no reason kept'}")
     states = [r["state"] for r in rows(study, space)]
     lines.append(", ".join(f"{states.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
                            if states.count(s)))

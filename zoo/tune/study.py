@@ -84,7 +84,7 @@ def open_study(name: str, storage, settings: dict, sampler, pruner, create: bool
 
 
 def quiet() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the zoo says one line per trial itself
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the zoo says one line per trial itself
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # the worker beats for its trials itself (storage.Heartbeat), as study.optimize would
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
