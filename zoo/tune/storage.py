@@ -75,6 +75,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, create: bool = True):
     if "://" not in url:
         raise ConfigError(f"--storage {url}: not a storage; give postgresql://USER@HOST/DB, sqlite:///FILE or "
                           "journal:FILE")
+    given = url
     if url.startswith("postgresql://"):  # psycopg 3, whatever SQLAlchemy's default driver (the .[tune] extra has it)
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # SQLite waits for another worker's write instead of failing with "database is locked"
@@ -87,7 +88,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, create: bool = True):
             return RDBStorage(url, engine_kwargs=engine, **beats)
     except Exception as e:  # noqa: BLE001 (no server, wrong password, no driver: one line)
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise ConfigError(f"--storage {describe(url)}: cannot be reached ({first[:200]}); start the database, or "
+        raise ConfigError(f"--storage {describe(given)}: cannot be reached ({first[:200]}); start the database, or "
                           "check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
 
 
