@@ -192,6 +192,13 @@ def test_two_workers_share_an_embedded_study(tmp_path):
     folder = tmp_path / "lightning_logs" / "tune" / "two"
     trials = trials_of(f"sqlite:///{folder / 'study.db'}", "two")
     check_each_trial_once(trials, folder, 6, outputs)
+    # each run's row in TensorBoard's HPARAMS view carries its trial's number and values
+    import yaml
+
+    for t in trials:
+        hparams = yaml.safe_load(Path(t.user_attrs["run"], "hparams.yaml").read_text())
+        assert hparams["Trial"] == t.number
+        assert hparams["optimizer.init_args.lr"] == t.params["optimizer.init_args.lr"]
     # the results: the table, the best trial's config (which `zoo fit -c` runs), the plots
     assert "Best: trial" in outputs[0] and (folder / "best.yaml").is_file()
     assert {"trials.csv", "history.png", "params.png", "narrowed.yaml"} <= {p.name for p in folder.iterdir()}
@@ -296,6 +303,11 @@ def test_a_ddp_trial_trains_with_the_same_values_and_is_pruned_together(tmp_path
     assert ranks[0]["weights"] == ranks[1]["weights"]  # the same values, the same steps: the same weights
     run = Path(trial.user_attrs["run"])
     assert json.loads((run / "trial.json").read_text())["state"] == "PRUNED"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.value for e in events.Scalars("hp/pruned")] == [1.0]  # its HPARAMS row says so
     assert "pruned after 2 epoch(s)" in out.stdout
     assert not math.isnan(trial.intermediate_values[1])
 
@@ -356,3 +368,15 @@ def test_a_grid_study_tries_each_point_once_and_ends(tmp_path):
     trials = trials_of(f"sqlite:///{tmp_path / 'lightning_logs' / 'tune' / 'g' / 'study.db'}", "g")
     assert sorted(t.params["optimizer.init_args.lr"] for t in trials) == pytest.approx([0.001, 0.1])
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
+@pytest.mark.parametrize("space_file", sorted((CONFIGS / "search").glob("*.yaml")), ids=lambda p: p.name)
+def test_each_shipped_space_names_options_zoo_fit_takes(space_file, tmp_path, monkeypatch):
+    """Every option of configs/search/ exists on the MLP's config and takes both ends of its range (nothing written)."""
+    from zoo.tune.command import parser, settings_from
+
+    monkeypatch.chdir(tmp_path)
+    args, extra = parser().parse_known_args(["-c", str(CONFIGS / "mlp_fashion_mnist.yaml"), "-c", str(space_file)])
+    settings = settings_from(args, extra)
+    assert settings["metric"] == "val/acc" and settings["direction"] == "maximize"
+    assert set(settings["space_dict"]) and list(tmp_path.iterdir()) == []
