@@ -23,6 +23,8 @@ ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, Tr
 
 def shown(path) -> str:
     """A path as the user reads it: relative to the working directory when under it."""
+    if not path:
+        return "—"
     try:
         return str(Path(path).absolute().relative_to(Path.cwd()))
     except ValueError:
