@@ -73,8 +73,10 @@ class Worker:
             done = n[TrialState.COMPLETE] + n[TrialState.PRUNED]
             if done >= self.n_trials:
                 return ran
-            if n[TrialState.FAIL] >= max(self.n_trials, 3):
-                raise RuntimeError(f"{n[TrialState.FAIL]} trials of the study failed (their lines are above, the "
+            failed = sum(t.user_attrs.get("error", "interrupted") != "interrupted"  # ran and failed (not killed, not Ctrl-C)
+                         for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            if failed >= max(self.n_trials, 3):
+                raise RuntimeError(f"{failed} trials of the study failed (their lines are above, the "
                                    "reasons in `zoo tune --results`); narrow the space to values the run can train with")
             if not n[TrialState.WAITING] and done + n[TrialState.RUNNING] >= self.n_trials:
                 if not said_waiting:  # stay: if their worker dies, its trial is run again here
