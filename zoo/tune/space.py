@@ -149,6 +149,7 @@ def grid(space: dict, points: int) -> dict[str, list]:
             values = [math.exp(math.log(low) + (math.log(high) - math.log(low)) * i / max(points - 1, 1)) for i in range(points)]
         else:
             values = [low + (high - low) * i / max(points - 1, 1) for i in range(points)]
+        values[0], values[-1] = low, high  # the ends exactly (exp(log(x)) can step out of the range)
         if scale == "int":
             values = sorted({int(round((v - low) / spec["step"])) * spec["step"] + int(low) for v in values})
         out[name] = values
