@@ -173,7 +173,7 @@ def main(argv: list[str]) -> None:
             print(f"--sampler grid: {size} points, so {size} trials (not {n})")
             n = size
     print(f"Study {settings['study']} ({describe(url)}): {n} trials of {', '.join(space)}; "
-          f"{args.sampler} sampling, {args.pruner} pruning, {settings['metric']} {settings['direction']}d; "
+          f"{args.sampler} sampling, {'no' if args.pruner == 'none' else args.pruner} pruning, {settings['metric']} {settings['direction']}d; "
           f"runs in {results.shown(folder / 'trials')}", flush=True)
     from zoo.tune.worker import Worker
 
