@@ -147,6 +147,9 @@ def write(args, f) -> None:
         f"{f['grid_best']['optimizer.init_args.momentum']:.4g} |",
         f"| random, 9 trials (seeds 0, 1, 2): best val/acc | {', '.join(f'{v:.4f}' for v in r9)} "
         f"(mean {statistics.mean(r9):.4f}); {f['random_lrs']} learning rates each |",
+        f"| `{WD_SPACE}` (lr, weight decay 1e-6..1e-3): grid 3 x 3, best val/acc | {f['wd_grid']:.4f} |",
+        f"| the same space, random, 9 trials (seeds 0, 1, 2): best val/acc | "
+        f"{', '.join(f'{v:.4f}' for v in f['wd_random'])} (mean {statistics.mean(f['wd_random']):.4f}) |",
         f"| {len(full.trials)} trials without pruning: wall time, epochs trained | {f['wall']['full']:.0f} s, {epochs(full)} |",
         f"| the same {len(pruned.trials)} trials, median pruner: wall time, epochs trained | {f['wall']['pruned']:.0f} s, "
         f"{epochs(pruned)} ({n_pruned} pruned) |",
