@@ -380,3 +380,26 @@ def test_each_shipped_space_names_options_zoo_fit_takes(space_file, tmp_path, mo
     settings = settings_from(args, extra)
     assert settings["metric"] == "val/acc" and settings["direction"] == "maximize"
     assert set(settings["space_dict"]) and list(tmp_path.iterdir()) == []
+
+
+def _open(url: str, barrier) -> None:
+    from zoo.tune.storage import open_storage
+
+    barrier.wait()
+    open_storage(url)
+
+
+@pytest.mark.skipif(postgres.missing() is not None, reason=postgres.missing() or "")
+def test_workers_starting_together_on_an_empty_database_all_open_it():
+    """Each makes Optuna's tables at the same moment; PostgreSQL lets one create them, the others retry."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with postgres.server() as url:
+        barrier = context.Barrier(6)
+        workers = [context.Process(target=_open, args=(url, barrier)) for _ in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert [w.exitcode for w in workers] == [0] * 6

@@ -82,14 +82,20 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, create: bool = True):
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine["connect_args"] = {"connect_timeout": 10}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeats are "experimental" in Optuna's words
-            return RDBStorage(url, engine_kwargs=engine, **beats)
-    except Exception as e:  # noqa: BLE001 (no server, wrong password, no driver: one line)
-        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise ConfigError(f"--storage {describe(given)}: cannot be reached ({first[:200]}); start the database, or "
-                          "check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
+    for attempt in range(10):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are "experimental" in Optuna's words
+                return RDBStorage(url, engine_kwargs=engine, **beats)
+        except Exception as e:  # noqa: BLE001 (no server, wrong password, no driver: one line)
+            text = str(e)
+            # workers started together on an empty database make its tables at once: one wins, the others retry
+            if attempt < 9 and ("duplicate key" in text or "already exists" in text):
+                time.sleep(0.2 + 0.3 * attempt)
+                continue
+            first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
+            raise ConfigError(f"--storage {describe(given)}: cannot be reached ({first[:200]}); start the database, "
+                              "or check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB)") from None
 
 
 class Heartbeat:
