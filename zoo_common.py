@@ -132,6 +132,11 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         tmp.unlink(missing_ok=True)
 
 
+def atomic_write_text(dest: str | os.PathLike, text: str) -> None:
+    """``atomic_write`` of a text, UTF-8."""
+    atomic_write(dest, lambda f: f.write(text.encode()))
+
+
 def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: Callable[[IO[bytes]], Any]) -> Path:
     """Like ``atomic_write``, into a new file: ``<stem><suffix>``, else ``<stem>_1<suffix>``, ``_2``, ... (an
     earlier file is never overwritten). The name is claimed by a hard link, which fails if it exists: two

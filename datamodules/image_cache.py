@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from datamodules.files import DatasetError
 from datamodules.listing import is_utf8, scan
-from zoo_common import atomic_write, free_mb, part_name, remove_stale_parts
+from zoo_common import atomic_write_text, free_mb, part_name, remove_stale_parts
 
 # what Pillow reads that people keep photos in; anything else in a class folder is not an image and is skipped
 IMAGE_EXTENSIONS = frozenset(
@@ -235,7 +235,7 @@ def build_cache(
         "files": files,
         "bad": {files[i]: reason for i, reason in sorted(bad_rows.items())},
     }
-    atomic_write(index_path, lambda f: f.write(json.dumps(index).encode()))
+    atomic_write_text(index_path, json.dumps(index))
     loaded = load_cache(cache_dir, key)
     assert loaded is not None, f"the cache just written to {array_path} does not load"
     return loaded

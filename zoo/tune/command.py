@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import io
 from pathlib import Path
 
 import yaml
 
+from zoo.app.names import import_class
 from zoo.tune import space as spaces
 from zoo_common import ConfigError, ZooError
 
@@ -85,9 +85,7 @@ def parse_fit(words: list[str]) -> dict:
 
 def monitored(config: dict) -> tuple[str, str]:
     """The model's monitored metric and which way is better (what its best checkpoint is chosen by)."""
-    path = (config.get("model") or {}).get("class_path", "")
-    module, _, name = path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name) if module else None
+    cls = import_class((config.get("model") or {}).get("class_path", ""))
     return getattr(cls, "monitor", "val/loss"), "maximize" if getattr(cls, "monitor_mode", "min") == "max" else "minimize"
 
 
@@ -105,9 +103,9 @@ def settings_from(args, extra: list[str]) -> dict:
     if space is None:
         return settings
     config = parse_fit(fit_args)  # zoo fit's options, before the space's
-    for values in spaces.extremes(space):  # every option of the space exists and takes the ends of its range
-        from zoo.tune.worker import option_words
+    from zoo.tune.worker import option_words
 
+    for values in spaces.extremes(space):  # every option of the space exists and takes the ends of its range
         try:
             parse_fit(fit_args + option_words(values))
         except ConfigError as e:
@@ -120,8 +118,7 @@ def settings_from(args, extra: list[str]) -> dict:
     if not metric.startswith("val/"):
         raise ConfigError(f"--metric {metric}: trials are compared on a validation metric (val/acc, val/loss), "
                           "so that the test set stays unseen")
-    max_epochs = (config.get("trainer") or {}).get("max_epochs")
-    return settings | {"space": spaces.canonical(space), "metric": metric, "direction": direction, "max_epochs": max_epochs}
+    return settings | {"space": spaces.canonical(space), "metric": metric, "direction": direction}
 
 
 def main(argv: list[str]) -> None:
@@ -159,7 +156,7 @@ def main(argv: list[str]) -> None:
     settings |= {"storage": url, "where": describe(url)}
     space = settings["space_dict"]
     sampler = make_sampler(args.sampler, space, args.sampler_seed, args.grid_points)
-    pruner = make_pruner(args.pruner, settings["max_epochs"])
+    pruner = make_pruner(args.pruner)
     if not args.storage and not (folder / "study.db").is_file():
         folder.mkdir(parents=True, exist_ok=True)  # the embedded default, made once the rest is known to be good
     storage = open_storage(url, args.heartbeat)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning as L
 
-from zoo_common import atomic_write
+from zoo_common import atomic_write_text
 
 ENV = "ZOO_TUNE"
 
@@ -33,10 +33,6 @@ def hparams() -> dict:
                                          for option, value in trial["values"].items()}}
 
 
-def _write(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
 class ReportToStudy(L.Callback):
     def __init__(self, trial: dict) -> None:
         self.spec = trial
@@ -54,7 +50,7 @@ class ReportToStudy(L.Callback):
 
         storage = open_storage(self.spec["storage"], create=False)
         study = optuna.load_study(study_name=self.spec["study"], storage=storage,
-                                  pruner=make_pruner(self.spec["pruner"], self.spec.get("max_epochs")))
+                                  pruner=make_pruner(self.spec["pruner"]))
         self.trial = optuna.Trial(study, self.spec["trial_id"])
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -87,7 +83,7 @@ class ReportToStudy(L.Callback):
                    "run": log_dir, "config": config.read_text() if config.is_file() else None,
                    "world_size": trainer.world_size}
         if log_dir:  # the run says which trial of which study it was, and how it ended
-            _write(Path(log_dir, "trial.json"), json.dumps(
+            atomic_write_text(Path(log_dir, "trial.json"), json.dumps(
                 {"study": self.spec["study"], "trial": self.spec["number"], "values": self.spec["values"],
                  "state": "PRUNED" if outcome["pruned"] else "COMPLETE", "epochs": outcome["epochs"]}, indent=1))
-        _write(Path(self.spec["outcome"]), json.dumps(outcome))
+        atomic_write_text(Path(self.spec["outcome"]), json.dumps(outcome))

@@ -16,7 +16,7 @@ import yaml
 from optuna.trial import TrialState
 
 from zoo.tune import space as spaces
-from zoo_common import atomic_write
+from zoo_common import atomic_write, atomic_write_text
 
 ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}
 
@@ -29,10 +29,6 @@ def shown(path) -> str:
         return str(Path(path).absolute().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _write(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def values_of(trial, space: dict) -> dict:
@@ -75,27 +71,28 @@ def _fmt(v) -> str:
     return "—" if v is None else str(v)
 
 
-def table(study: optuna.Study, space: dict, metric: str) -> str:
+def table(trials: list[dict], space: dict, metric: str) -> str:
+    """The rows (``rows()``) as aligned text."""
     options = list(space)
     head = ["trial", "state", metric, "epochs", "time (s)", *(o.rsplit(".", 1)[-1] for o in options)]
     body = [[str(r["trial"]), r["state"].lower(), "—" if r["value"] is None else f"{r['value']:.4f}",
-             _fmt(r["epochs"]), _fmt(r["seconds"]), *(_fmt(r["values"].get(o)) for o in options)] for r in rows(study, space)]
+             _fmt(r["epochs"]), _fmt(r["seconds"]), *(_fmt(r["values"].get(o)) for o in options)] for r in trials]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     return "\n".join("  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in [head, *body])
 
 
-def csv_text(study: optuna.Study, space: dict, metric: str) -> str:
+def csv_text(trials: list[dict], space: dict, metric: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["trial", "state", metric, "epochs", "seconds", *space, "run_or_error"])
-    for r in rows(study, space):
+    for r in trials:
         writer.writerow([r["trial"], r["state"], r["value"], r["epochs"], r["seconds"],
                          *(json.dumps(r["values"].get(o)) if isinstance(r["values"].get(o), list) else r["values"].get(o) for o in space),
                          r["note"]])
     return out.getvalue()
 
 
-def best_config(trial) -> str | None:
+def best_config(trial, study_name: str) -> str | None:
     """The best trial's ``config.yaml`` without the trial's logger, so that ``zoo fit -c`` makes a new
     run in ``lightning_logs/`` as any run."""
     text = trial.user_attrs.get("config")
@@ -106,7 +103,7 @@ def best_config(trial) -> str | None:
     for key in ("logger", "enable_progress_bar"):
         trainer.pop(key, None)
     values = ", ".join(f"{o}={v}" for o, v in trial.user_attrs.get("values", {}).items())
-    return (f"# The best trial ({trial.number}) of study {trial.user_attrs.get('study', '')}: value {trial.value:.4f}; "
+    return (f"# The best trial ({trial.number}) of study {study_name}: value {trial.value:.4f}; "
             f"{values}\n# Run it again: zoo fit -c THIS_FILE\n" + yaml.safe_dump(config, sort_keys=False))
 
 
@@ -124,9 +121,10 @@ def importance(study: optuna.Study, space: dict) -> dict[str, float]:
     return {names.get(k, k): v for k, v in found.items()}
 
 
-def best_trials(study: optuna.Study, space: dict) -> list[dict]:
-    """The best quarter of the finished trials (at least 3): what the next space narrows around."""
-    complete = [r for r in rows(study, space) if r["state"] == "COMPLETE"]
+def best_trials(trials: list[dict]) -> list[dict]:
+    """The best quarter of the finished trials (at least 3) of the rows (``rows()``, best first): what the
+    next space narrows around."""
+    complete = [r for r in trials if r["state"] == "COMPLETE"]
     return [r["values"] for r in complete[: max(3, len(complete) // 4)]]
 
 
@@ -162,12 +160,13 @@ def plots(study: optuna.Study, folder: Path) -> list[Path]:
 def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
     """The study's results, written into its folder and returned as the text to print."""
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"Study {study.study_name}: {metric}, {study.direction.name.lower()}d", table(study, space, metric)]
-    _write(folder / "trials.csv", csv_text(study, space, metric))
-    for r in rows(study, space):
+    trials = rows(study, space)
+    lines = [f"Study {study.study_name}: {metric}, {study.direction.name.lower()}d", table(trials, space, metric)]
+    atomic_write_text(folder / "trials.csv", csv_text(trials, space, metric))
+    for r in trials:
         if r["state"] == "FAIL":
             lines.append(f"trial {r['trial']} failed: {r['note'] or 'no reason kept'}")
-    states = [r["state"] for r in rows(study, space)]
+    states = [r["state"] for r in trials]
     lines.append(", ".join(f"{states.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
                            if states.count(s)))
     try:
@@ -175,19 +174,18 @@ def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
     except ValueError:
         best = None
     if best is not None:
-        best.user_attrs["study"] = study.study_name
-        config = best_config(best)
+        config = best_config(best, study.study_name)
         lines.append(f"Best: trial {best.number}, {metric} {best.value:.4f}; run {shown(best.user_attrs.get('run'))}")
         if config:
-            _write(folder / "best.yaml", config)
+            atomic_write_text(folder / "best.yaml", config)
             lines.append(f"Its config: {shown(folder / 'best.yaml')} (run it again: zoo fit -c {shown(folder / 'best.yaml')})")
     found = importance(study, space)
     if found:
         lines.append("Importance: " + ", ".join(f"{o} {v:.2f}" for o, v in found.items()))
-    top = best_trials(study, space)
+    top = best_trials(trials)
     if len(top) >= 2:
         narrow = spaces.as_yaml(spaces.narrowed(space, top))
-        _write(folder / "narrowed.yaml", f"# Ranges around the best {len(top)} trials of study {study.study_name}\n{narrow}")
+        atomic_write_text(folder / "narrowed.yaml", f"# Ranges around the best {len(top)} trials of study {study.study_name}\n{narrow}")
         lines.append(f"Narrowed around the best {len(top)} trials ({shown(folder / 'narrowed.yaml')}, the next search's space):")
         lines.append(narrow.rstrip())
     made = plots(study, folder)

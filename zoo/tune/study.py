@@ -31,7 +31,7 @@ def make_sampler(name: str, space: dict, seed: int | None, grid_points: int):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def make_pruner(name: str, max_epochs: int | None = None):
+def make_pruner(name: str):
     """Pruners see one step per epoch. Median: stop a trial whose metric is worse than the median of the
     trials before it at the same epoch (after 5 trials, from the second epoch on). Halving: successive
     halving, a third of the trials go on at epochs 1, 3, 9, ..."""
@@ -47,35 +47,26 @@ def _differs(saved: dict, mine: dict) -> list[str]:
     return [key for key in ("space", "metric", "direction") if saved.get(key) != mine.get(key)]
 
 
-def open_study(name: str, storage, settings: dict, sampler, pruner, create: bool = True) -> optuna.Study:
+def open_study(name: str, storage, settings: dict, sampler, pruner) -> optuna.Study:
     """The study ``name``: made with ``settings`` (space, zoo fit's options, metric, direction) or continued
-    when its settings are these. ConfigError when it exists with other settings, or (create=False) not at all."""
-    mine = {"space": settings["space"], "fit_args": settings["fit_args"], "metric": settings["metric"],
-            "direction": settings["direction"]}
+    when its settings are these. ConfigError when it exists with other settings."""
+    mine = {key: settings[key] for key in ("space", "fit_args", "metric", "direction")}  # direction last: see below
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:
-        if not create:
-            raise ConfigError(f"no study {name!r} in {settings['where']}; `zoo tune` with its configs starts it") from None
-        for attempt in range(5):  # two workers starting at the same moment: one makes it, the other loads it
-            try:
-                study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                            direction=settings["direction"], load_if_exists=True)
-                break
-            except Exception:  # noqa: BLE001 (the tables being made by the other worker)
-                if attempt == 4:
-                    raise
-                time.sleep(0.5 + attempt)
-        if not study.user_attrs:  # direction last: the sign that the rest is there
-            for key in ("space", "fit_args", "metric", "direction"):
-                study.set_user_attr(key, mine[key])
+        # two workers starting at once: one makes it, the other loads it (its tables: storage.open_storage)
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction=settings["direction"], load_if_exists=True)
+        if not study.user_attrs:  # direction written last: the sign that the rest is there
+            for key, value in mine.items():
+                study.set_user_attr(key, value)
         return study
     for _ in range(40):  # made by another worker this moment: its settings follow the study by a few writes
         if study.user_attrs.get("direction") is not None:
             break
         time.sleep(0.25)
     saved = {k: study.user_attrs.get(k) for k in mine}
-    differ = _differs(saved, mine) if create else []
+    differ = _differs(saved, mine)
     if differ:
         what = ", ".join({"space": "search space", "metric": "metric", "direction": "direction"}[k] for k in differ)
         raise ConfigError(f"study {name!r} was made with another {what} (its: {saved[differ[0]]}); choose another "

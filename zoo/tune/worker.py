@@ -55,10 +55,6 @@ class Worker:
         self.study, self.settings, self.folder, self.n_trials, self.pruner = study, settings, folder, n_trials, pruner
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
-    def counts(self) -> dict[TrialState, int]:
-        trials = self.study.get_trials(deepcopy=False)
-        return {state: sum(t.state == state for t in trials) for state in TrialState}
-
     def surplus(self, trial: optuna.Trial) -> bool:
         """Two workers asked at the same moment for the study's last trial: the later number is one too many."""
         earlier = [t for t in self.study.get_trials(deepcopy=False, states=LIVE) if t.number < trial.number]
@@ -69,12 +65,13 @@ class Worker:
         ran, failed_in_a_row, said_waiting = 0, 0, False
         while True:
             fail_stale(self.study)  # a dead worker's trial: failed, and queued again with its values
-            n = self.counts()
+            trials = self.study.get_trials(deepcopy=False)  # read once a round: the study as all workers left it
+            n = {state: sum(t.state == state for t in trials) for state in TrialState}
             done = n[TrialState.COMPLETE] + n[TrialState.PRUNED]
             if done >= self.n_trials:
                 return ran
-            failed = sum(t.user_attrs.get("error", "interrupted") != "interrupted"  # ran and failed (not killed, not Ctrl-C)
-                         for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            failed = sum(t.state == TrialState.FAIL  # ran and failed (not killed, not Ctrl-C, not surplus)
+                         and t.user_attrs.get("error", "interrupted") != "interrupted" for t in trials)
             if failed >= max(self.n_trials, 3):
                 raise RuntimeError(f"{failed} trials of the study failed (their lines are above, the "
                                    "reasons in `zoo tune --results`); narrow the space to values the run can train with")
@@ -113,7 +110,7 @@ class Worker:
         env = {**os.environ, ENV: json.dumps({
             "storage": self.settings["storage"], "study": self.study.study_name, "trial_id": trial._trial_id,
             "number": trial.number, "values": values, "metric": self.settings["metric"], "pruner": self.pruner,
-            "max_epochs": self.settings.get("max_epochs"), "outcome": str(outcome)})}
+            "outcome": str(outcome)})}
         said = " ".join(f"{o.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{o.rsplit('.', 1)[-1]}={v}"
                          for o, v in values.items())
         again = f" (again: trial {retried}'s worker died)" if retried is not None else ""

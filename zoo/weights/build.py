@@ -24,7 +24,7 @@ from zoo.weights.card import curve_csv, data_contract, hardware, input_shape, me
 from zoo.weights.card import versions, weights_bytes
 from zoo.weights.recipes import DATASETS, RECIPES, Recipe
 from zoo.weights.train import REPO, data_root, fit_command, run_folder, train
-from zoo_common import atomic_write
+from zoo_common import atomic_write, atomic_write_text
 
 SHIP_LIMIT = 10 * 2**20
 CURVES = catalogue.HERE / "curves"
@@ -38,7 +38,7 @@ def write_catalogue(records: dict[str, dict]) -> None:
     order = [r.key for r in RECIPES]
     ordered = sorted(records.values(), key=lambda r: order.index(f"{r['model']}.{r['name']}"))
     text = json.dumps({"weights": ordered}, indent=1) + "\n"
-    atomic_write(catalogue.CATALOGUE, lambda f: f.write(text.encode()))
+    atomic_write_text(catalogue.CATALOGUE, text)
     catalogue.entries.cache_clear()
 
 
@@ -74,7 +74,7 @@ def build_entry(recipe: Recipe, runs: Path, root: str, records: dict[str, dict])
     params, flops = size_and_cost(network(checkpoint), shape)
     curve, best_val, best_epoch = curve_csv(run)
     CURVES.mkdir(exist_ok=True)
-    atomic_write(CURVES / f"{recipe.key}.csv", lambda f: f.write(curve.encode()))
+    atomic_write_text(CURVES / f"{recipe.key}.csv", curve)
     trained = json.loads((out / "train.json").read_text())
     record = {
         "model": recipe.model, "name": recipe.name, "data": data, "dataset": DATASETS[data]["title"],
