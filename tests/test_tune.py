@@ -403,3 +403,17 @@ def test_workers_starting_together_on_an_empty_database_all_open_it():
         for w in workers:
             w.join(120)
         assert [w.exitcode for w in workers] == [0] * 6
+
+
+def test_without_the_tune_extra_the_command_says_how_to_install_it(tmp_path):
+    """A core install (no Optuna): one line naming the extra, exit 2, before any check that would need it."""
+    (tmp_path / "hide" / "optuna").mkdir(parents=True)
+    (tmp_path / "hide" / "optuna" / "__init__.py").write_text("raise ImportError('no optuna here')\n")
+    env = {**ENV, "PYTHONPATH": f"{tmp_path / 'hide'}{os.pathsep}{REPO}"}
+    out = subprocess.run([sys.executable, "-m", "zoo.cli", "tune", "-c", LINREG, "-c",
+                          str(CONFIGS / "search" / "lr.yaml")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == ["error: zoo tune needs Optuna: pip install 'd2l-zoo[tune]' "
+                                               "(or -e '.[tune]' in a clone)"]
+    assert not (tmp_path / "lightning_logs").exists()

@@ -125,17 +125,16 @@ def main(argv: list[str]) -> None:
     if argv in (["-h"], ["--help"]):
         parser().print_help()
         return
+    try:  # before anything else: the checks below use it too
+        import optuna
+    except ImportError:
+        raise ConfigError("zoo tune needs Optuna: pip install 'd2l-zoo[tune]' (or -e '.[tune]' in a clone)") from None
     args, extra = parser().parse_known_args(argv)
     settings = settings_from(args, extra)
     folder = settings["folder"]
     if settings["space_dict"] is None and not args.results:
         raise ConfigError("no search space: add -c configs/search/FILE.yaml (a file with a `search:` key); "
                           "configs/search/ has the zoo's")
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("zoo tune needs Optuna: pip install 'd2l-zoo[tune]' (or -e '.[tune]' in a clone)") from None
-
     from zoo.tune import results
     from zoo.tune.storage import default_url, describe, open_storage
     from zoo.tune.study import make_pruner, make_sampler, open_study, quiet
