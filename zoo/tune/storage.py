@@ -89,8 +89,9 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, create: bool = True):
                 return RDBStorage(url, engine_kwargs=engine, **beats)
         except Exception as e:  # noqa: BLE001 (no server, wrong password, no driver: one line)
             text = str(e)
-            # workers started together on an empty database make its tables at once: one wins, the others retry
-            if attempt < 9 and ("duplicate key" in text or "already exists" in text):
+            # workers started together on an empty database make its tables (and alembic's version row) at once: one
+            # wins, the others retry (PostgreSQL: duplicate key; SQLite: already exists, UNIQUE constraint failed)
+            if attempt < 9 and any(w in text for w in ("duplicate key", "already exists", "UNIQUE constraint failed")):
                 time.sleep(0.2 + 0.3 * attempt)
                 continue
             first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
