@@ -125,7 +125,7 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     ``DiskFullError`` that names the file and the space left.
     """
     dest = Path(dest)
-    tmp = _write_temporary(dest, write)
+    tmp = write_temporary(dest, write)
     try:
         os.replace(tmp, dest)
     finally:
@@ -143,7 +143,7 @@ def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: C
     writers at once get two files, and a kill leaves no empty file behind."""
     folder = Path(folder)
     first = folder / f"{stem}{suffix}"
-    tmp = _write_temporary(first, write)
+    tmp = write_temporary(first, write)
     try:
         n = 0
         while True:
@@ -165,7 +165,7 @@ def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: C
         tmp.unlink(missing_ok=True)
 
 
-def _write_temporary(dest: Path, write: Callable[[IO[bytes]], Any]) -> Path:
+def write_temporary(dest: Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """``write`` into a new temporary file beside ``dest`` (stale ones of killed writers removed first),
     flushed to disk; on any failure the file is gone, and a full disk is a ``DiskFullError``."""
     dest.parent.mkdir(parents=True, exist_ok=True)

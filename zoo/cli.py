@@ -131,9 +131,9 @@ class ZooCLI(LightningCLI):
         report_unreadable(self.datamodule, self.trainer.global_rank)
 
 
-def cli_main(args: ArgsType = None, run: bool = True) -> ZooCLI:
+def cli_main(args: ArgsType = None, run: bool = True, cls: type[ZooCLI] = ZooCLI) -> ZooCLI:
     _quiet()
-    return ZooCLI(
+    return cls(
         ZooModule, InMemoryDataModule, subclass_mode_model=True, subclass_mode_data=True, seed_everything_default=0,
         trainer_defaults={"plugins": defaults.PLUGINS, "max_epochs": defaults.MAX_EPOCHS},
         save_config_callback=defaults.SaveRunConfig, save_config_kwargs={"overwrite": True},
@@ -161,6 +161,19 @@ def main(args: ArgsType = None) -> None:
 
             tune(argv[1:])
         except Exception as e:  # noqa: BLE001
+            messages.exit_with_one_line(e)
+        return
+    if argv[:1] in (["export"], ["serve"]):
+        try:
+            if argv[0] == "export":
+                from zoo.export.command import main as export
+
+                export(argv[1:])
+            else:
+                from zoo.serve.command import main as serve
+
+                serve(argv[1:])
+        except (SIGTERMException, Exception) as e:  # noqa: BLE001
             messages.exit_with_one_line(e)
         return
     if argv[:1] in (["weights"], ["reproduce"]):

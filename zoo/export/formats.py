@@ -1,0 +1,81 @@
+"""Writing and running the two formats: ONNX (through torch's dynamo exporter, run by ONNX Runtime) and pt2
+(``torch.export``'s program, run by ``torch.export.load``). Each file carries its contract in its metadata."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import torch
+
+from zoo_common import ConfigError
+
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2"}
+CONTRACT_KEY = "zoo_contract"
+
+
+def _dynamic_batch(spec: dict) -> dict:
+    return {spec["input"]["name"]: {0: torch.export.Dim("batch", min=1, max=4096)}}
+
+
+def write_onnx(module: torch.nn.Module, example: torch.Tensor, spec: dict, out: IO[bytes]) -> None:
+    import onnx
+
+    outputs = [o["name"] for o in spec["outputs"]]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+        program = torch.onnx.export(module, (example,), dynamo=True, input_names=[spec["input"]["name"]],
+                                    output_names=outputs, dynamic_shapes=_dynamic_batch(spec), verbose=False)
+    model = program.model_proto
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CONTRACT_KEY, json.dumps(spec)
+    onnx.checker.check_model(model)
+    out.write(model.SerializeToString())
+
+
+def write_pt2(module: torch.nn.Module, example: torch.Tensor, spec: dict, out: IO[bytes]) -> None:
+    with torch.no_grad():
+        program = torch.export.export(module, (example,), dynamic_shapes=_dynamic_batch(spec))
+    torch.export.save(program, out, extra_files={f"{CONTRACT_KEY}.json": json.dumps(spec)})
+
+
+WRITERS = {"onnx": write_onnx, "pt2": write_pt2}
+
+
+class Runner:
+    """An exported file, loaded: ``runner(batch)`` -> the first output (logits, or predictions) as a tensor,
+    ``runner.outputs(batch)`` -> every output. Input: the contract's tensor (uint8 images or float features)."""
+
+    def __init__(self, path: Path, fmt: str, threads: int | None = None) -> None:
+        self.path, self.format = Path(path), fmt
+        if fmt == "onnx":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.input_name = self.session.get_inputs()[0].name
+        else:
+            self.program = torch.export.load(str(path)).module()
+
+    def outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.format == "onnx":
+            out = self.session.run(None, {self.input_name: np.ascontiguousarray(batch.numpy())})
+            return tuple(torch.from_numpy(o) for o in out)
+        with torch.no_grad():
+            out = self.program(batch)
+        return out if isinstance(out, tuple) else (out,)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.outputs(batch)[0]
+
+
+def format_of(path: Path) -> str:
+    for fmt, ext in FORMATS.items():
+        if path.suffix == ext:
+            return fmt
+    raise ConfigError(f"{path}: not an exported model (.onnx or .pt2 made by `zoo export`)")
