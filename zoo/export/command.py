@@ -59,12 +59,9 @@ def main(argv: list[str]) -> None:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ConfigError("zoo export needs the serve extra: pip install -e '.[serve]'") from None
-    from zoo.cli import cli_main
-    from zoo.export.cli import ExportCLI
+    from zoo.export.cli import with_model
 
-    ExportCLI.options = ours
-    sys.argv = sys.argv[:1] + ["predict", *rest]
-    cli_main(cls=ExportCLI)
+    with_model(rest, lambda model, data, ckpt, weights: export(model, data, ckpt, weights, ours))
 
 
 def default_output(ckpt: str | None, model: str, weights: str | None, fmt: str) -> Path:

@@ -1,0 +1,102 @@
+"""``zoo serve``: the command line, and the LitServer it starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from zoo_common import ConfigError
+
+USAGE = """usage: zoo serve [--exported FILE | MODEL OPTIONS] [--host H] [--port P] [--top_k K] [--max_batch_size B]
+                 [--batch_timeout S] [--max_upload_mb M] [--threads T]
+
+What to serve:
+  --exported FILE                                 a file of `zoo export` (.onnx: ONNX Runtime; .pt2: torch.export)
+  --ckpt_path best|last|FILE                      a checkpoint of `zoo fit`, run by PyTorch (eager)
+  --model NAME --model.weights NAME --data NAME   the zoo's own trained weights, run by PyTorch
+
+  --host H            the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)
+  --port P            default 8000
+  --top_k K           classes per answer unless the request says (form field top_k); default 1
+  --max_batch_size B  requests that arrive together are run as one batch of up to B (default 16)
+  --batch_timeout S   how long the first request of a batch waits for others, in seconds (default 0.005)
+  --max_upload_mb M   larger uploads get 413 (default 10)
+  --threads T         CPU threads for inference (default: PyTorch's / ONNX Runtime's own choice)
+
+POST /predict with the image as form field `image` (curl -F image=@photo.jpg http://127.0.0.1:8000/predict);
+GET /health answers "ok" once the model is loaded.
+"""
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="zoo serve", add_help=False, allow_abbrev=False)
+    parser.add_argument("--exported", default=None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--top_k", type=int, default=1)
+    parser.add_argument("--max_batch_size", type=int, default=16)
+    parser.add_argument("--batch_timeout", type=float, default=0.005)
+    parser.add_argument("--max_upload_mb", type=float, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    try:
+        ours, rest = parser.parse_known_args(argv)
+    except SystemExit:
+        raise ConfigError("bad zoo serve option (see above); `zoo serve --help` shows them") from None
+    for name, low in (("port", 1), ("top_k", 1), ("max_batch_size", 1)):
+        if getattr(ours, name) < low:
+            raise ConfigError(f"--{name} {getattr(ours, name)}: give a whole number >= {low}")
+    if not 0 < ours.port < 65536:
+        raise ConfigError(f"--port {ours.port}: give a port between 1 and 65535")
+    if ours.batch_timeout < 0 or not ours.max_upload_mb > 0:
+        raise ConfigError("--batch_timeout must be >= 0 and --max_upload_mb > 0")
+    if ours.exported and rest:
+        raise ConfigError(f"--exported serves the file alone; leave out {' '.join(rest)}")
+    return ours, rest
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    ours, rest = parse(argv)
+    try:
+        import litserve  # noqa: F401
+    except ImportError:
+        raise ConfigError("zoo serve needs the serve extra: pip install -e '.[serve]'") from None
+    if ours.exported:
+        from zoo.serve.model import contract_of
+
+        path = Path(ours.exported)
+        run(contract_of(path), path.resolve(), ours, f"{path}")
+        return
+    from zoo.export import graph
+    from zoo.export.cli import with_model
+
+    def serve(model, datamodule, ckpt, weights):
+        if not graph.is_classifier(model):
+            raise ConfigError(f"{type(model).__name__} is a regression model; zoo serve answers image classifiers")
+        if not ckpt and not weights:
+            raise ConfigError("zoo serve needs trained weights: --ckpt_path best, --model.weights NAME, or "
+                              "--exported FILE")
+        what = ckpt or f"{type(model).__name__} {weights}"
+        run(graph.contract(model, datamodule), graph.exportable(model, datamodule), ours, f"{what} (eager)")
+
+    with_model(rest, serve)
+
+
+def run(spec: dict, source, options: argparse.Namespace, what: str) -> None:
+    import litserve as ls
+
+    from zoo.serve.api import ClassifierAPI, UploadCheck, mb
+
+    api = ClassifierAPI(spec, source, top_k=options.top_k, threads=options.threads,
+                        max_batch_size=options.max_batch_size, batch_timeout=options.batch_timeout)
+    server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=60,
+                          middlewares=[] if os.environ.get("NOMW") else [(UploadCheck, {"max_bytes": mb(options.max_upload_mb)})])
+    url = f"http://{options.host}:{options.port}"
+    print(f"Serving {spec['model']} on {len(spec['classes'])} classes from {what} at {url}/predict "
+          f"(health: {url}/health); Ctrl-C stops it", file=sys.stderr, flush=True)
+    server.run(host=options.host, port=options.port, generate_client_file=False,
+               log_level="warning")

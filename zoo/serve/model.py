@@ -1,0 +1,67 @@
+"""What the server runs: an exported file (ONNX Runtime or torch.export.load) or the eager model, each behind
+one call from a uint8 batch to probabilities, with the contract that says how uploads are decoded."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import torch
+
+from zoo.export.formats import CONTRACT_KEY, Runner, format_of
+from zoo_common import ConfigError
+
+
+def contract_of(path: Path) -> dict:
+    """The contract an exported file carries in its metadata, checked against ``FILE.json`` where that exists
+    (its sha256: a file changed since ``zoo export`` wrote it is refused)."""
+    fmt = format_of(path)
+    if not path.is_file():
+        raise ConfigError(f"--exported {path}: no such file; make one with `zoo export`")
+    try:
+        if fmt == "onnx":
+            import onnx
+
+            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+            spec = json.loads(meta[CONTRACT_KEY])
+        else:
+            with zipfile.ZipFile(path) as z:
+                name = next(n for n in z.namelist() if n.endswith(f"extra/{CONTRACT_KEY}.json"))
+                spec = json.loads(z.read(name))
+    except Exception as e:  # noqa: BLE001 (damaged, or not ours: one line)
+        raise ConfigError(f"--exported {path}: not a file written by `zoo export` ({type(e).__name__}: "
+                          f"{str(e)[:120]}); export the model again") from None
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.is_file():
+        from zoo.weights.catalogue import sha256_of
+
+        expected = json.loads(sidecar.read_text()).get("sha256")
+        actual = sha256_of(path)
+        if expected and actual != expected:
+            raise ConfigError(f"--exported {path}: sha256 {actual[:16]}... is not the {expected[:16]}... that "
+                              f"`zoo export` recorded in {sidecar.name}: the file was changed or damaged; export "
+                              "it again")
+    if spec.get("kind") != "classification":
+        raise ConfigError(f"--exported {path}: a {spec.get('model')} regression model; zoo serve answers image "
+                          "classifiers")
+    return spec
+
+
+class Exported:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.runner = Runner(path, format_of(path), threads)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.runner.outputs(images)[1]  # (logits, probabilities)
+
+
+class Eager:
+    def __init__(self, wrapped: torch.nn.Module, threads: int | None = None) -> None:
+        self.wrapped = wrapped.eval()
+        if threads:
+            torch.set_num_threads(threads)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.wrapped(images)[1]
