@@ -111,7 +111,7 @@ def export(module, datamodule, ckpt: str | None, weights: str | None, options: a
     example = graph.example_input(spec)
     tmp = write_temporary(out, lambda f: formats.WRITERS[fmt](wrapped, example, spec, f))
     try:
-        report = parity.compare(wrapped, formats.Runner(tmp, fmt), inputs, labels, what, options.tolerance,
+        report = parity.compare(wrapped, formats.Runner(tmp, fmt, spec=spec), inputs, labels, what, options.tolerance,
                                 classifier)
         parity.check(report, fmt)
         sidecar = dict(spec, format=fmt, file=out.name, sha256=sha256_of(tmp), parity=report.as_dict(),

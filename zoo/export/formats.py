@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -21,11 +22,25 @@ def _dynamic_batch(spec: dict) -> dict:
     return {spec["input"]["name"]: {0: torch.export.Dim("batch", min=1, max=4096)}}
 
 
+@contextmanager
+def tracing(module: torch.nn.Module):
+    """The DataModule's cached mean and std made again inside the trace and after it: the exporter traces with
+    fake tensors, and a cache filled then would hold them (the next call fails, or reads the wrong values)."""
+    cache = getattr(getattr(module, "datamodule", None), "normalization_tensors", None)
+    if cache is not None:
+        cache.clear()
+    try:
+        yield
+    finally:
+        if cache is not None:
+            cache.clear()
+
+
 def write_onnx(module: torch.nn.Module, example: torch.Tensor, spec: dict, out: IO[bytes]) -> None:
     import onnx
 
     outputs = [o["name"] for o in spec["outputs"]]
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), tracing(module):
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         program = torch.onnx.export(module, (example,), dynamo=True, input_names=[spec["input"]["name"]],
                                     output_names=outputs, dynamic_shapes=_dynamic_batch(spec), verbose=False)
@@ -37,7 +52,7 @@ def write_onnx(module: torch.nn.Module, example: torch.Tensor, spec: dict, out: 
 
 
 def write_pt2(module: torch.nn.Module, example: torch.Tensor, spec: dict, out: IO[bytes]) -> None:
-    with torch.no_grad():
+    with torch.no_grad(), tracing(module):
         program = torch.export.export(module, (example,), dynamic_shapes=_dynamic_batch(spec))
     torch.export.save(program, out, extra_files={f"{CONTRACT_KEY}.json": json.dumps(spec)})
 
@@ -49,8 +64,8 @@ class Runner:
     """An exported file, loaded: ``runner(batch)`` -> the first output (logits, or predictions) as a tensor,
     ``runner.outputs(batch)`` -> every output. Input: the contract's tensor (uint8 images or float features)."""
 
-    def __init__(self, path: Path, fmt: str, threads: int | None = None) -> None:
-        self.path, self.format = Path(path), fmt
+    def __init__(self, path: Path, fmt: str, threads: int | None = None, spec: dict | None = None) -> None:
+        self.path, self.format, self.spec = Path(path), fmt, spec
         if fmt == "onnx":
             import onnxruntime as ort
 
@@ -63,6 +78,8 @@ class Runner:
             self.program = torch.export.load(str(path)).module()
 
     def outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.spec is not None:
+            check_input(batch, self.spec)
         if self.format == "onnx":
             out = self.session.run(None, {self.input_name: np.ascontiguousarray(batch.numpy())})
             return tuple(torch.from_numpy(o) for o in out)
@@ -79,3 +96,14 @@ def format_of(path: Path) -> str:
         if path.suffix == ext:
             return fmt
     raise ConfigError(f"{path}: not an exported model (.onnx or .pt2 made by `zoo export`)")
+
+
+def check_input(batch: torch.Tensor, spec: dict) -> None:
+    """The contract's dtype and shape (any batch size), or a ValueError that says both."""
+    want = spec["input"]
+    dims = tuple(want["shape"][1:])
+    if str(batch.dtype).removeprefix("torch.") != want["dtype"] or batch.dim() != len(dims) + 1 or \
+            tuple(batch.shape[1:]) != dims or len(batch) == 0:
+        raise ValueError(f"the exported {spec.get('model')} takes {want['dtype']} batches of N x "
+                         f"{' x '.join(map(str, dims))} (N >= 1), not {str(batch.dtype).removeprefix('torch.')} "
+                         f"{' x '.join(map(str, batch.shape))}")

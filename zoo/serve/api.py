@@ -35,7 +35,7 @@ class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitS
     def setup(self, device) -> None:
         # built here, in the inference process: an ONNX Runtime session does not travel between processes
         self.model = Eager(self.source, self.threads) if isinstance(self.source, torch.nn.Module) else \
-            Exported(self.source, self.threads)
+            Exported(self.source, self.contract, self.threads)
 
     def decode_request(self, request: Request):
         upload = request.get(FIELD)

@@ -49,8 +49,8 @@ def contract_of(path: Path) -> dict:
 
 
 class Exported:
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        self.runner = Runner(path, format_of(path), threads)
+    def __init__(self, path: Path, spec: dict, threads: int | None = None) -> None:
+        self.runner = Runner(path, format_of(path), threads, spec)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.runner.outputs(images)[1]  # (logits, probabilities)
