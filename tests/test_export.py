@@ -3,7 +3,6 @@ check against the card's own test accuracy; a disagreeing file refused and nothi
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys

@@ -17,7 +17,6 @@ import urllib.request
 import uuid
 
 import pytest
-from PIL import Image
 
 pytest.importorskip("litserve")
 

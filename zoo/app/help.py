@@ -68,6 +68,10 @@ Commands:
               zoo reproduce MODEL NAME --data.root DIR
   tune        Search hyperparameters (Optuna), each trial a zoo fit run:
               zoo tune -c configs/mlp_fashion_mnist.yaml -c configs/search/lr_momentum.yaml --n_trials 20
+  export      A checkpoint or trained weights as one ONNX or pt2 file, checked against the eager model:
+              zoo export --ckpt_path best --format onnx --data.root DIR
+  serve       An HTTP server for a checkpoint, trained weights or an exported file (pip install -e '.[serve]'):
+              zoo serve --exported model.onnx; then curl -F image=@photo.jpg http://127.0.0.1:8000/predict
 
 `zoo COMMAND --help` shows a command's options; `zoo --version` the versions. For example:
   zoo fit -c configs/lenet_fashion_mnist.yaml --data.root DIR

@@ -96,8 +96,8 @@ def export(module, datamodule, ckpt: str | None, weights: str | None, options: a
     fmt = options.format
     model_name = type(module).__name__
     if not ckpt and not weights:
-        raise ConfigError(f"zoo export needs trained weights: --ckpt_path best (a run of `zoo fit`), or "
-                          f"--model.weights NAME (`zoo weights` lists the zoo's)")
+        raise ConfigError("zoo export needs trained weights: --ckpt_path best (a run of `zoo fit`), or "
+                          "--model.weights NAME (`zoo weights` lists the zoo's)")
     out = Path(options.output) if options.output else default_output(ckpt, model_name, weights, fmt)
     if out.suffix != formats.FORMATS[fmt]:
         raise ConfigError(f"--output {out}: a {fmt} file ends in {formats.FORMATS[fmt]}")

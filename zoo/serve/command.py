@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def run(spec: dict, source, options: argparse.Namespace, what: str) -> None:
     api = ClassifierAPI(spec, source, top_k=options.top_k, threads=options.threads,
                         max_batch_size=options.max_batch_size, batch_timeout=options.batch_timeout)
     server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=60,
-                          middlewares=[] if os.environ.get("NOMW") else [(UploadCheck, {"max_bytes": mb(options.max_upload_mb)})])
+                          middlewares=[(UploadCheck, {"max_bytes": mb(options.max_upload_mb)})])
     url = f"http://{options.host}:{options.port}"
     print(f"Serving {spec['model']} on {len(spec['classes'])} classes from {what} at {url}/predict "
           f"(health: {url}/health); Ctrl-C stops it", file=sys.stderr, flush=True)
