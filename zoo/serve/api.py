@@ -7,6 +7,7 @@ get their classes."""
 
 import json
 import math
+import signal
 
 import litserve as ls
 import torch
@@ -33,6 +34,8 @@ class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitS
         self.classes = spec["classes"]
 
     def setup(self, device) -> None:
+        # Ctrl-C reaches every process of the group; the server stops this worker itself (no trace from it)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # built here, in the inference process: an ONNX Runtime session does not travel between processes
         self.model = Eager(self.source, self.threads) if isinstance(self.source, torch.nn.Module) else \
             Exported(self.source, self.contract, self.threads)
