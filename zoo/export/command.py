@@ -79,7 +79,8 @@ def check_images(datamodule, limit: int, classifier: bool) -> tuple[torch.Tensor
         datamodule.setup("predict")
         images = torch.cat([batch[0] for batch in datamodule.predict_dataloader()])
         return images, None, f"images of {datamodule.predict_path}"
-    datamodule.prepare_data()  # the dataset's files checked (or fetched), with the zoo's message when missing
+    if getattr(datamodule, "test_set", None) is None:  # its files checked (or fetched), with the zoo's message
+        datamodule.prepare_data()
     datamodule.setup("test" if classifier else None)
     if classifier:
         inputs, labels = datamodule.test_set
