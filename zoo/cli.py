@@ -146,12 +146,13 @@ def cli_main(args: ArgsType = None, run: bool = True, cls: type[ZooCLI] = ZooCLI
 def main(args: ArgsType = None) -> None:
     """The ``zoo`` command: one line and exit 2 for bad input, a message for any failure (ZOO_TRACEBACK=1: the trace)."""
     argv = class_help(sys.argv[1:] if args is None else list(args))
-    if argv in ([], ["-h"], ["--help"], ["--version"], ["-V"]):
-        print(version() if argv in (["--version"], ["-V"]) else top_help())
-        return
-    if argv == ["list"] or (len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help")):
+    top = argv in ([], ["-h"], ["--help"], ["--version"], ["-V"])
+    if top or argv == ["list"] or (len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help")):
         try:
-            print(catalogue() if argv == ["list"] else short_help(argv[0]))
+            if top:
+                print(version() if argv in (["--version"], ["-V"]) else top_help())
+            else:
+                print(catalogue() if argv == ["list"] else short_help(argv[0]))
         except BrokenPipeError:  # `zoo fit --help | head`: the reader has gone; no traceback for that
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
