@@ -13,6 +13,7 @@ import torch
 
 from zoo.app.runs import run_folder
 from zoo.export import formats, graph, parity
+from zoo.weights.catalogue import sha256_of
 from zoo_common import ConfigError, atomic_write_text, write_temporary
 
 USAGE = """usage: zoo export [--format onnx|pt2] [--output FILE] [--tolerance T] [--check_images N] MODEL OPTIONS
@@ -54,11 +55,7 @@ def main(argv: list[str]) -> None:
         print(USAGE)
         return
     ours, rest = parse(argv)
-    try:
-        import onnxscript  # noqa: F401  (what torch's ONNX exporter needs)
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise ConfigError("zoo export needs the serve extra: pip install -e '.[serve]'") from None
+    formats.require_extra("zoo export", "onnxscript", "onnxruntime")  # onnxscript: torch's ONNX exporter
     from zoo.export.cli import with_model
 
     with_model(rest, lambda model, data, ckpt, weights: export(model, data, ckpt, weights, ours))
@@ -121,17 +118,7 @@ def export(module, datamodule, ckpt: str | None, weights: str | None, options: a
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    atomic_write_text(sidecar_of(out), json.dumps(sidecar, indent=2) + "\n")
+    atomic_write_text(formats.sidecar_of(out), json.dumps(sidecar, indent=2) + "\n")
     print(report.line(fmt))
-    print(f"Exported to {out} ({out.stat().st_size / 2**20:.1f} MB); its contract and check: {sidecar_of(out)}")
+    print(f"Exported to {out} ({out.stat().st_size / 2**20:.1f} MB); its contract and check: {formats.sidecar_of(out)}")
     return out
-
-
-def sidecar_of(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
-def sha256_of(path: Path) -> str:
-    from zoo.weights.catalogue import sha256_of as digest
-
-    return digest(path)

@@ -91,6 +91,22 @@ class Runner:
         return self.outputs(batch)[0]
 
 
+def sidecar_of(path: Path) -> Path:
+    """``FILE.json``: the contract, the sha256 and the check's figures, beside the exported file."""
+    return path.with_name(path.name + ".json")
+
+
+def require_extra(command: str, *modules: str) -> None:
+    """The serve extra's modules, or the one line that says how to install them."""
+    import importlib
+
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{command} needs the serve extra: pip install -e '.[serve]'") from None
+
+
 def format_of(path: Path) -> str:
     for fmt, ext in FORMATS.items():
         if path.suffix == ext:

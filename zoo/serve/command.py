@@ -60,10 +60,9 @@ def main(argv: list[str]) -> None:
         print(USAGE)
         return
     ours, rest = parse(argv)
-    try:
-        import litserve  # noqa: F401
-    except ImportError:
-        raise ConfigError("zoo serve needs the serve extra: pip install -e '.[serve]'") from None
+    from zoo.export.formats import require_extra
+
+    require_extra("zoo serve", "litserve")
     if ours.exported:
         from zoo.serve.model import contract_of
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.export.formats import CONTRACT_KEY, Runner, format_of
+from zoo.export.formats import CONTRACT_KEY, Runner, format_of, sidecar_of
 from zoo_common import ConfigError
 
 
@@ -32,7 +32,7 @@ def contract_of(path: Path) -> dict:
     except Exception as e:  # noqa: BLE001 (damaged, or not ours: one line)
         raise ConfigError(f"--exported {path}: not a file written by `zoo export` ({type(e).__name__}: "
                           f"{str(e)[:120]}); export the model again") from None
-    sidecar = path.with_name(path.name + ".json")
+    sidecar = sidecar_of(path)
     if sidecar.is_file():
         from zoo.weights.catalogue import sha256_of
 
