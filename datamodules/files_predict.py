@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -30,14 +32,19 @@ def list_images(path: str | Path) -> list[Path]:
     return files
 
 
-def read_image(path: Path, channels: int, size: int) -> torch.Tensor:
-    """One image as the model's input: uint8 C x size x size, converted to gray (1) or RGB (3) and resized."""
+def read_image(path: Path | BinaryIO, channels: int, size: int) -> torch.Tensor:
+    """One image as the model's input: uint8 C x size x size, converted to gray (1) or RGB (3) and resized.
+
+    ``path`` may also be an open binary file (``zoo serve`` decodes uploads from memory)."""
     try:
         with Image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DatasetError(f"{printable(path)}: not a readable image ({e.__class__.__name__}: {e})") from None
+        name = printable(path) if isinstance(path, (str, os.PathLike)) else "the upload"
+        # Pillow's own words for an unknown format repeat the path (or a BytesIO's repr)
+        reason = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+        raise DatasetError(f"{name}: not a readable image ({reason})") from None
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
 

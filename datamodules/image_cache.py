@@ -18,6 +18,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -103,13 +104,14 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
-def decode(path: Path, size: int, channels: int) -> np.ndarray:
+def decode(path: Path | BinaryIO, size: int, channels: int) -> np.ndarray:
     """One file as uint8 ``channels x size x size``: EXIF orientation applied, shorter side to ``size``, center crop.
 
-    Raises ``BadImage`` with the reason for anything that is not a readable image.
+    ``path`` may also be an open binary file. Raises ``BadImage`` with the reason for anything that is not a
+    readable image.
     """
     try:
-        if os.path.getsize(path) == 0:
+        if isinstance(path, (str, os.PathLike)) and os.path.getsize(path) == 0:
             raise BadImage("empty file")
         with Image.open(path) as img:
             w, h = img.size
