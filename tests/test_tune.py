@@ -187,6 +187,7 @@ def two_workers(tmp_path: Path, extra: list[str], n: int = 6) -> list[str]:
     return outputs
 
 
+@pytest.mark.slow  # two zoo tune processes, each starting a process per trial
 def test_two_workers_share_an_embedded_study(tmp_path):
     outputs = two_workers(tmp_path, [])
     folder = tmp_path / "lightning_logs" / "tune" / "two"
@@ -331,6 +332,7 @@ def test_the_journal_storage_finds_a_dead_workers_trial_by_its_heartbeat(tmp_pat
     assert trials[2].system_attrs["failed_trial"] == dead.number
 
 
+@pytest.mark.slow  # a zoo tune process with a process per trial, then a second for the results
 def test_a_study_on_a_journal_file_and_its_results_on_demand(tmp_path):
     (tmp_path / "space.yaml").write_text(LR)
     journal = f"journal:{tmp_path / 'study.log'}"
@@ -389,6 +391,7 @@ def _open(url: str, barrier) -> None:
     open_storage(url)
 
 
+@pytest.mark.slow  # six workers behind a barrier
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_workers_starting_together_on_an_empty_database_all_open_it(kind, tmp_path):
     """Each makes Optuna's tables at the same moment; the database lets one create them, the others retry."""
