@@ -4,6 +4,7 @@ check against the card's own test accuracy; a disagreeing file refused and nothi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -160,6 +161,8 @@ def test_zoo_export_of_catalogue_weights_checks_the_whole_test_set(fmt, tmp_path
     assert record["parity"]["exported_accuracy"] == pytest.approx(card.metrics["test_acc"], abs=1e-4)
     assert record["source"] == {"weights": "LeNet.FASHIONMNIST_V1"} and record["format"] == fmt
     assert f"accuracy eager {card.metrics['test_acc']:.4f}" in done.stdout
+    # nothing from torch's own logging (such as a warning about the temporary file's name) reaches the user
+    assert not re.search(r"^[WE]\d{4} ", done.stderr, re.M), done.stderr
 
 
 def test_bad_export_commands_are_one_line_and_exit_2(tmp_path):

@@ -75,7 +75,9 @@ class Runner:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.input_name = self.session.get_inputs()[0].name
         else:
-            self.program = torch.export.load(str(path)).module()
+            # an open file: a path not ending in .pt2 (the check runs on the temporary name) gets a warning
+            with open(path, "rb") as f:
+                self.program = torch.export.load(f).module()
 
     def outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.spec is not None:
