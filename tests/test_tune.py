@@ -372,6 +372,50 @@ def test_a_grid_study_tries_each_point_once_and_ends(tmp_path):
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
 
 
+def seeded_study(tmp_path: Path, name: str, extra: list[str]) -> tuple[optuna.Study, list[str]]:
+    """A study made by one real trial of ``zoo tune`` (so its settings are the command's), to which the test adds
+    finished trials of its own choosing; returns it and the arguments that continue it."""
+    (tmp_path / "space.yaml").write_text(LR)
+    args = ["-c", LINREG, "-c", "space.yaml", "--study", name, *extra]
+    first = run_tune([*args, "--n_trials", "1", "--trainer.max_epochs", "1"], tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    storage = f"sqlite:///{tmp_path / 'lightning_logs' / 'tune' / name / 'study.db'}"
+    return optuna.load_study(study_name=name, storage=storage), args
+
+
+def test_tpe_is_the_sampler_of_a_tpe_study(tmp_path):
+    """Past TPE's 10 random start-up trials, --sampler tpe --sampler_seed 3 proposes what Optuna's own TPESampler
+    with that seed proposes from the same finished trials (lowest loss around lr 0.01), and that lies near 0.01."""
+    study, args = seeded_study(tmp_path, "tpe", ["--sampler", "tpe", "--sampler_seed", "3", "--pruner", "none"])
+    dist = study.trials[0].distributions
+    for lr, value in [(0.01, -2.0), (0.01 * 10**0.125, -1.5), (0.01 * 10**-0.125, -1.5),
+                      *((10 ** (-3 + 2 * i / 7), 10.0) for i in range(8))]:
+        study.add_trial(optuna.trial.create_trial(params={"optimizer.init_args.lr": lr}, distributions=dist, value=value))
+    reference = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=10))
+    reference.add_trials(study.trials)
+    expected = reference.ask(dist).params["optimizer.init_args.lr"]
+    out = run_tune([*args, "--n_trials", "13", "--trainer.max_epochs", "1"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert len(study.trials) == 13 and study.trials[12].params["optimizer.init_args.lr"] == expected
+    assert abs(math.log10(expected) + 2) < 0.5  # near the best trials, as TPE should be
+
+
+def test_successive_halving_prunes_at_its_first_rung(tmp_path):
+    """Four finished trials that reached a loss below any real run's at the first rung (epoch 2): successive halving
+    keeps the best third there, so the next trial stops after 2 of its 5 epochs. The median pruner would not
+    stop it (those trials reported no epochs), nor would no pruner."""
+    study, args = seeded_study(tmp_path, "halving", ["--pruner", "halving"])
+    done = study.trials[0]
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(params=done.params, distributions=done.distributions, value=-1.0,
+                                                  system_attrs={"completed_rung_0": -1.0}))
+    out = run_tune([*args, "--n_trials", "6", "--trainer.max_epochs", "5"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    trial = study.trials[-1]
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["epochs"] == 2, (trial.state, trial.user_attrs)
+    assert "pruned after 2 epoch(s)" in out.stdout
+
+
 @pytest.mark.parametrize("space_file", sorted((CONFIGS / "search").glob("*.yaml")), ids=lambda p: p.name)
 def test_each_shipped_space_names_options_zoo_fit_takes(space_file, tmp_path, monkeypatch):
     """Every option of configs/search/ exists on the MLP's config and takes both ends of its range (nothing written)."""
