@@ -187,3 +187,18 @@ def test_eight_clients_at_once_lose_no_request(server, photos, predicted):
     for t in threads:
         t.join(300)
     assert answered[0] == 320 and failures == []
+
+
+@pytest.mark.parametrize("host,words", [("127.0.0.1", "is in use (another server?)"),
+                                        ("no-such-host.invalid", "--host no-such-host.invalid: not an address")])
+def test_a_port_in_use_or_a_bad_host_is_one_line_before_the_model_loads(tmp_path, host, words):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "zoo.cli", "serve", *WEIGHTS, "--host", host, "--port",
+                               str(port)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], done.stderr
+    assert "Serving" not in done.stdout + done.stderr and "Weights from" not in done.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from pathlib import Path
 
@@ -55,11 +57,33 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return ours, rest
 
 
+def check_address(host: str, port: int) -> None:
+    """Bind the address once before the model loads: a port in use is one line now, not the web server's own
+    error after the model has loaded and "Serving" has been printed."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host}: not an address of this machine ({e.strerror}); 127.0.0.1 serves this "
+                          "machine only, 0.0.0.0 every network") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does: TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigError(f"--port {port}: {host}:{port} is in use (another server?); choose a free port "
+                                  "with --port, or stop that server") from None
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({e.strerror}); ports below 1024 "
+                              "need root, and the host must be an address of this machine") from None
+
+
 def main(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return
     ours, rest = parse(argv)
+    check_address(ours.host, ours.port)
     from zoo.export.formats import require_extra
 
     require_extra("zoo serve", "litserve")
