@@ -165,9 +165,11 @@ def atomic_write_new(folder: str | os.PathLike, stem: str, suffix: str, write: C
         tmp.unlink(missing_ok=True)
 
 
-def write_temporary(dest: Path, write: Callable[[IO[bytes]], Any]) -> Path:
+def write_temporary(dest: Path, write: Callable[[IO[bytes]], Any],
+                    elsewhere: str = "runs: --trainer.default_root_dir DIR") -> Path:
     """``write`` into a new temporary file beside ``dest`` (stale ones of killed writers removed first),
-    flushed to disk; on any failure the file is gone, and a full disk is a ``DiskFullError``."""
+    flushed to disk; on any failure the file is gone, and a full disk is a ``DiskFullError`` whose message
+    names ``elsewhere``, the option that writes somewhere else."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(dest.parent, f".{dest.name}.")
     fd, tmp = _create_unique(dest)
@@ -185,8 +187,8 @@ def write_temporary(dest: Path, write: Callable[[IO[bytes]], Any]) -> Path:
         if disk_full(e):
             raise DiskFullError(
                 f"the disk is full: writing {dest} stopped after {written / 2**20:.1f} MB, and its disk has "
-                f"{free_mb(dest.parent):.1f} MB free without it; free space there, or write elsewhere (runs: "
-                "--trainer.default_root_dir DIR)") from None
+                f"{free_mb(dest.parent):.1f} MB free without it; free space there, or write elsewhere ({elsewhere})"
+            ) from None
         raise
     return tmp
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -174,3 +175,25 @@ def test_bad_export_commands_are_one_line_and_exit_2(tmp_path):
         assert done.returncode == 2 and words in done.stderr, (args, done.stderr)
         assert done.stderr.strip().splitlines()[-1].startswith("error:")
     assert not any(tmp_path.rglob("*.onnx"))
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "FashionMNIST").is_dir(), reason="needs ../shared/datasets")
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_full_or_read_only_disk_is_one_line_naming_output_and_leaves_nothing(fault, tmp_path):
+    from tests.test_faults import in_namespace
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = (f"mount -t tmpfs -o size=64k tmpfs {disk}" if fault == "full" else
+             f"mount --bind {disk} {disk} && mount -o remount,bind,ro {disk}")
+    cmd = [sys.executable, "-m", "zoo.cli", "export", "--model", "LeNet", "--model.weights", "FASHIONMNIST_V1",
+           "--data", "FashionMNIST", "--data.root", str(SHARED_DATASETS), "--check_images", "10",
+           "--output", str(disk / "lenet.onnx")]
+    out = in_namespace(f"{mount} && {shlex.join(cmd)}; echo exit=$?; find {disk} -type f | sed 's/^/left: /'",
+                       tmp_path)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error")]
+    assert f"exit={1 if fault == 'full' else 2}" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert errors == [out.stderr.strip().splitlines()[-1]], out.stderr[-2000:]
+    assert "--output FILE" in errors[0] and "--trainer" not in errors[0] and ".part" not in errors[0]
+    assert ("the disk is full" if fault == "full" else f"cannot write in {disk}") in errors[0]
+    assert "left:" not in out.stdout

@@ -56,8 +56,11 @@ WHERE = (("lightning_logs", "runs go under the working directory: run from a fol
 
 
 def permission_message(error: OSError) -> str:
-    path = error.filename or ""
-    hint = next(h for part, h in WHERE if part in str(path))
+    path = str(error.filename or "")
+    hint = next(h for part, h in WHERE if part in path)
+    name = os.path.basename(path)
+    if name.startswith(".") and name.endswith(".part"):  # a temporary name (zoo_common.part_name): the folder matters
+        return f"cannot write in {os.path.dirname(path) or '.'} ({error.strerror}); {hint}"
     return f"cannot write {path} ({error.strerror}); {hint}"
 
 
