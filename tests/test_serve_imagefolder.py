@@ -46,6 +46,7 @@ def write_photos(root: Path) -> Path:
     return new
 
 
+@pytest.mark.slow  # fit, export, predict and a server: four processes
 def test_an_image_folder_model_exported_and_served_answers_as_zoo_predict(tmp_path):
     new = write_photos(tmp_path / "photos")
     data = ["--data", "ImageFolder", "--data.root", str(tmp_path / "photos"), "--data.image_size", "32",

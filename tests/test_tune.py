@@ -383,6 +383,7 @@ def seeded_study(tmp_path: Path, name: str, extra: list[str]) -> tuple[optuna.St
     return optuna.load_study(study_name=name, storage=storage), args
 
 
+@pytest.mark.slow  # two zoo tune commands, a process per trial
 def test_tpe_is_the_sampler_of_a_tpe_study(tmp_path):
     """Past TPE's 10 random start-up trials, --sampler tpe --sampler_seed 3 proposes what Optuna's own TPESampler
     with that seed proposes from the same finished trials (lowest loss around lr 0.01), and that lies near 0.01."""
@@ -400,6 +401,7 @@ def test_tpe_is_the_sampler_of_a_tpe_study(tmp_path):
     assert abs(math.log10(expected) + 2) < 0.5  # near the best trials, as TPE should be
 
 
+@pytest.mark.slow  # two zoo tune commands, a process per trial
 def test_successive_halving_prunes_at_its_first_rung(tmp_path):
     """Four finished trials that reached a loss below any real run's at the first rung (epoch 2): successive halving
     keeps the best third there, so the next trial stops after 2 of its 5 epochs. The median pruner would not
