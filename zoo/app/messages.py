@@ -55,9 +55,15 @@ WHERE = (("lightning_logs", "runs go under the working directory: run from a fol
          ("", "data goes under --data.root (default ./data), runs under --trainer.default_root_dir (default .)"))
 
 
-def permission_message(error: OSError) -> str:
+def cannot_write(error: BaseException) -> bool:
+    """A write refused (no permission, a read-only filesystem), as opposed to a full disk or a missing file."""
+    return isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def permission_message(error: OSError, hint: str | None = None) -> str:
+    """The folder or file that cannot be written, and ``hint`` (by default: the option that moves that kind of file)."""
     path = str(error.filename or "")
-    hint = next(h for part, h in WHERE if part in path)
+    hint = hint or next(h for part, h in WHERE if part in path)
     name = os.path.basename(path)
     if name.startswith(".") and name.endswith(".part"):  # a temporary name (zoo_common.part_name): the folder matters
         return f"cannot write in {os.path.dirname(path) or '.'} ({error.strerror}); {hint}"
@@ -110,7 +116,7 @@ def describe(error: BaseException) -> tuple[str, int]:
     if isinstance(error, MisconfigurationException):  # Lightning's checks of the Trainer's options
         option = re.match(r"`(\w+)` ", one_line(error))
         return f"error: {'--trainer.' + option.group(1) + ': ' if option else ''}{one_line(error)}", 2
-    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if cannot_write(error):
         return f"error: {permission_message(error)}", 2
     return f"error: {type(error).__name__}: {one_line(error)} (set ZOO_TRACEBACK=1 to see where it came from)", 1
 

@@ -4,7 +4,6 @@ as the eager model on real test images before it is put in place."""
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import sys
@@ -12,10 +11,11 @@ from pathlib import Path
 
 import torch
 
+from zoo.app.messages import cannot_write, permission_message
 from zoo.app.runs import run_folder
 from zoo.export import formats, graph, parity
 from zoo.weights.catalogue import sha256_of
-from zoo_common import ConfigError, ZooError, atomic_write_text, write_temporary
+from zoo_common import ConfigError, atomic_write_text, write_temporary
 
 USAGE = """usage: zoo export [--format onnx|pt2] [--output FILE] [--tolerance T] [--check_images N] MODEL OPTIONS
 
@@ -112,10 +112,9 @@ def export(module, datamodule, ckpt: str | None, weights: str | None, options: a
     try:
         tmp = write_temporary(out, lambda f: formats.WRITERS[fmt](wrapped, example, spec, f), elsewhere="--output FILE")
     except OSError as e:
-        if isinstance(e, ZooError) or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if not cannot_write(e):
             raise
-        raise ConfigError(f"cannot write in {out.parent} ({e.strerror}); write the file elsewhere with --output "
-                          "FILE") from None
+        raise ConfigError(permission_message(e, hint="write the file elsewhere with --output FILE")) from None
     try:
         report = parity.compare(wrapped, formats.Runner(tmp, fmt, spec=spec), inputs, labels, what, options.tolerance,
                                 classifier)
