@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -143,6 +144,10 @@ def cli_main(args: ArgsType = None, run: bool = True, cls: type[ZooCLI] = ZooCLI
     )
 
 
+# the commands outside LightningCLI, each a module with main(argv)
+COMMANDS = {"tune": "zoo.tune.command", "export": "zoo.export.command", "serve": "zoo.serve.command"}
+
+
 def main(args: ArgsType = None) -> None:
     """The ``zoo`` command: one line and exit 2 for bad input, a message for any failure (ZOO_TRACEBACK=1: the trace)."""
     argv = class_help(sys.argv[1:] if args is None else list(args))
@@ -156,24 +161,9 @@ def main(args: ArgsType = None) -> None:
         except BrokenPipeError:  # `zoo fit --help | head`: the reader has gone; no traceback for that
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    if argv[:1] == ["tune"]:
-        try:
-            from zoo.tune.command import main as tune
-
-            tune(argv[1:])
-        except Exception as e:  # noqa: BLE001
-            messages.exit_with_one_line(e)
-        return
-    if argv[:1] in (["export"], ["serve"]):
-        try:
-            if argv[0] == "export":
-                from zoo.export.command import main as export
-
-                export(argv[1:])
-            else:
-                from zoo.serve.command import main as serve
-
-                serve(argv[1:])
+    if argv[:1] and argv[0] in COMMANDS:
+        try:  # imported on use: their extras (optuna, onnx, litserve) may not be installed
+            importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
         except (SIGTERMException, Exception) as e:  # noqa: BLE001
             messages.exit_with_one_line(e)
         return
