@@ -10,6 +10,7 @@ Standard library only.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import secrets
 import shutil
@@ -110,6 +111,15 @@ def get_model(name: str) -> type:
 
 def get_datamodule(name: str) -> type:
     return _get(_DATAMODULES, "DataModule", name)
+
+
+def import_class(dotted: str) -> type | None:
+    """The class ``package.module.Class`` names (the user's own, say), or None where there is none."""
+    module, _, name = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None) if module else None
+    except ImportError:
+        return None
 
 
 # --- atomic writes --------------------------------------------------------------------------------

@@ -39,8 +39,8 @@ def zoo(*args, cwd) -> subprocess.CompletedProcess:
 
 def eager_model(model: str, weights: str, root: str):
     """The wrapped eager model, made as zoo export makes it."""
-    from zoo.export import graph
-    from zoo.export.cli import with_model
+    from zoo.commands.export import graph
+    from zoo.commands.lightning import with_model
 
     made = {}
     with_model(["--model", model, "--model.weights", weights, "--data", "FashionMNIST", "--data.root", root],
@@ -92,7 +92,7 @@ def main() -> None:
     from torchvision.datasets import FashionMNIST
 
     from tests.test_serve import free_port, start
-    from zoo.export.formats import Runner
+    from zoo.commands.export.formats import Runner
 
     test = FashionMNIST(root, train=False)
     pngs = []

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.results import add_write_flag, machine, write_section, writing  # noqa: E402
-from zoo.cli import cli_main  # noqa: E402
+from zoo.commands.lightning import cli_main  # noqa: E402
 
 PRESETS = ["sgd", "sgd_momentum", "rmsprop", "adam"]
 

@@ -25,7 +25,7 @@ from torchmetrics import MeanMetric
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import machine, write_section  # noqa: E402
-from zoo.training.callbacks import StopOnNonFiniteLoss  # noqa: E402
+from zoo.callbacks import StopOnNonFiniteLoss  # noqa: E402
 from zoo.training.metrics import WeightedMean  # noqa: E402
 
 STEPS, RUNS, BATCH = 2000, 7, 256

@@ -80,7 +80,7 @@ def fake_fashion(tmp_path, monkeypatch):
 
 def cli(*args: str):
     """Run the zoo CLI in-process on the CPU, quietly; returns the LightningCLI object."""
-    from zoo.cli import cli_main
+    from zoo.commands.lightning import cli_main
 
     subcommand, *rest = args
     quiet = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.models.batchnorm import BatchNorm
+from zoo.layers.batchnorm import BatchNorm
 
 
 @pytest.mark.parametrize("shape,reference", [((16, 5), nn.BatchNorm1d), ((8, 5, 6, 7), nn.BatchNorm2d)])
@@ -118,8 +118,8 @@ def test_bf16_inputs_keep_float32_statistics_like_torch():
 def test_sync_batchnorm_plugin_turns_on_the_from_scratch_batchnorm_and_converts_torch_batchnorm():
     from torch import nn
 
-    from zoo.models.batchnorm import BatchNorm
-    from zoo.training.batchnorm_sync import BatchNormSync
+    from zoo.layers.batchnorm import BatchNorm
+    from zoo.layers.batchnorm_sync import BatchNormSync
 
     model = nn.Sequential(nn.Conv2d(1, 4, 3), BatchNorm(4), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
     synced = BatchNormSync().apply(model)

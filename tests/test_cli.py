@@ -138,7 +138,7 @@ def test_resize_flows_into_the_model(fake_fashion):
 
 
 def _resolved(*args: str) -> dict:
-    from zoo.cli import cli_main
+    from zoo.commands.lightning import cli_main
 
     argv, sys.argv = sys.argv, ["zoo"]
     try:
@@ -165,7 +165,7 @@ def test_options_before_their_class_mean_the_same_as_after(fake_fashion):
 
 @pytest.mark.parametrize("words", [[], ["--help"], ["-h"]])
 def test_bare_zoo_and_its_help_list_every_command_whole(words, capsys):
-    from zoo.app.help import WHAT
+    from zoo.commands.help import WHAT
     from zoo.cli import main
 
     main(words)

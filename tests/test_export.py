@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 import datamodules  # noqa: E402,F401
 import zoo  # noqa: E402,F401
 from tests.conftest import SHARED_DATASETS  # noqa: E402
-from zoo.export import formats, graph, parity  # noqa: E402
+from zoo.commands.export import formats, graph, parity  # noqa: E402
 from zoo_common import get_datamodule, get_model, list_models  # noqa: E402
 
 SIZES = {"NiN": 224, "GoogLeNet": 96, "ResNet18": 96}
@@ -93,7 +93,7 @@ def test_inputs_other_than_the_contract_are_refused_clearly(fmt, tmp_path):
 
 
 def test_a_changed_file_is_refused_by_its_recorded_sha256(tmp_path):
-    from zoo.serve.model import contract_of
+    from zoo.commands.serve.model import contract_of
     from zoo_common import ConfigError
 
     model, data = model_and_data("LeNet")
@@ -125,7 +125,7 @@ class Off:
 def test_a_file_that_disagrees_is_refused_and_nothing_is_left(tmp_path, monkeypatch):
     import argparse
 
-    from zoo.export import command
+    from zoo.commands.export import command
 
     model, data = model_and_data("LeNet")
     data.setup = lambda stage=None: None

@@ -16,7 +16,7 @@ import torchvision
 
 import zoo
 from tests.conftest import cache_torchvision_weights, cli, make_mnist_like
-from zoo.training.finetune import WeightsError, cache_path
+from zoo.weights.pretrained import WeightsError, cache_path
 
 TV_FILE = "resnet18-f37072fd.pth"  # torchvision's file name for ResNet18_Weights.IMAGENET1K_V1
 

@@ -25,7 +25,7 @@ import datamodules.image_cache as image_cache
 from datamodules import DatasetError, ImageFolder
 from datamodules.augment import RandomResizedCrop, center_crop, resized_crop, resized_crop_uint8, sample_resized_crop_boxes
 from datamodules.folder import stratified_split
-from zoo.cli import cli_main
+from zoo.commands.lightning import cli_main
 from zoo_common import ConfigError
 
 SIZE = 8  # cached side in these tests

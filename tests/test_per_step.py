@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import FashionMNIST
-from zoo.training.callbacks import StopOnNonFiniteLoss
+from zoo.callbacks import StopOnNonFiniteLoss
 from zoo.training.metrics import Count, WeightedMean
 from zoo_common import NonFiniteLossError
 

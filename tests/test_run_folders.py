@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tests.conftest import cli, make_mnist_like
 from tests.test_runs import ENV
-from zoo.app.runs import RunLogger, claim_version
+from zoo.commands.runs import RunLogger, claim_version
 
 
 def test_loggers_resolving_at_the_same_moment_get_their_own_folders(tmp_path):

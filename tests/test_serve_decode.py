@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.serve.decode import BadUpload, from_bytes, read
+from zoo.commands.serve.decode import BadUpload, from_bytes, read
 
 SPECS = [
     {"decode": {"method": "center_crop", "size": 32, "channels": 3}},  # ImageFolder / CIFAR-10 decoding

@@ -21,7 +21,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from tests import postgres  # noqa: E402
 from tests.conftest import CONFIGS, REPO  # noqa: E402
-from zoo.tune import space as spaces  # noqa: E402
+from zoo.commands.tune import space as spaces  # noqa: E402
 from zoo_common import ConfigError  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
@@ -314,7 +314,7 @@ def test_a_ddp_trial_trains_with_the_same_values_and_is_pruned_together(tmp_path
 
 
 def test_the_journal_storage_finds_a_dead_workers_trial_by_its_heartbeat(tmp_path):
-    from zoo.tune.storage import fail_stale, open_storage
+    from zoo.commands.tune.storage import fail_stale, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(f"journal:{tmp_path / 'study.log'}", heartbeat_s=1)
@@ -421,7 +421,7 @@ def test_successive_halving_prunes_at_its_first_rung(tmp_path):
 @pytest.mark.parametrize("space_file", sorted((CONFIGS / "search").glob("*.yaml")), ids=lambda p: p.name)
 def test_each_shipped_space_names_options_zoo_fit_takes(space_file, tmp_path, monkeypatch):
     """Every option of configs/search/ exists on the MLP's config and takes both ends of its range (nothing written)."""
-    from zoo.tune.command import parser, settings_from
+    from zoo.commands.tune.command import parser, settings_from
 
     monkeypatch.chdir(tmp_path)
     args, extra = parser().parse_known_args(["-c", str(CONFIGS / "mlp_fashion_mnist.yaml"), "-c", str(space_file)])
@@ -431,7 +431,7 @@ def test_each_shipped_space_names_options_zoo_fit_takes(space_file, tmp_path, mo
 
 
 def _open(url: str, barrier) -> None:
-    from zoo.tune.storage import open_storage
+    from zoo.commands.tune.storage import open_storage
 
     barrier.wait()
     open_storage(url)

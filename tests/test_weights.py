@@ -253,7 +253,7 @@ def test_bad_weights_commands_are_one_line_exit_2(tmp_path, args, expected):
 
 def test_the_card_sets_the_input_on_its_own_data_and_the_normalisation_on_other_data():
     from datamodules import ImageFolder, MNIST
-    from zoo.app.checks import apply_card
+    from zoo.weights.data_settings import apply_card
 
     entry = catalogue.find("MnistCNN", "MNIST_V1")
     own = {"normalize": False, "mean": None, "std": None, "resize": 32}

@@ -1,195 +1,35 @@
-"""The ``zoo`` command: LightningCLI over every registered model and DataModule, through its public hooks."""
+"""The ``zoo`` command: looks the command up in ``zoo.commands.COMMANDS`` and runs it; any failure becomes one
+line and an exit status (``ZOO_TRACEBACK=1``: the trace)."""
 
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
-import warnings
-from typing import Optional
 
-import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
-from lightning.pytorch.cli import ArgsType, LightningCLI, instantiate_class
-from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-import datamodules  # noqa: F401  (registers the DataModules)
-import zoo  # noqa: F401  (registers the models)
-from datamodules.base import InMemoryDataModule
-from zoo.app import arguments, checks, defaults, messages, run_identity, runs
-from zoo.app.help import catalogue, class_help, short_help, top_help, version
-from zoo.app.predictions import report_unreadable
-from zoo.training.batchnorm_sync import BatchNormSync
-from zoo.training.module import ZooModule
-from zoo.weights.table import card, compare_line, weights_table
-from zoo_common import ConfigError
-
-# What the data determines and the model must agree with: typed once, on the data.
-LINKED = ("num_classes", "in_channels", "input_size", "num_features")
+from zoo.commands import COMMANDS
 
 
-def _plain_warning(message, category, filename, lineno, line=None) -> str:
-    return f"warning: {message}\n"  # not the file and line of the code that warns: the user has no use for them
+def main(args: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv in ([], ["-h"], ["--help"], ["--version"], ["-V"]):
+        from zoo.commands.help import show, top_help, version
 
-
-def _quiet() -> None:
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        # Lightning's adverts, and its note that the model's own checkpoints replace the default one
-        logging.getLogger(name).addFilter(lambda r: not str(r.msg).startswith(("💡 Tip", "The following callbacks returned")))
-        logging.getLogger(name).addFilter(defaults.DEVICE_LINES)  # said once the checks have passed
-    warnings.formatwarning = _plain_warning
-    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
-    for message in (r".*isinstance\(treespec, LeafSpec\).*",  # raised inside Lightning on torch 2.14
-                    r".*does not have many workers.*",  # the zoo's loaders slice tensors; workers only add overhead
-                    r"torch\.distributed\.nn\.functional\.\w+ is deprecated",  # inside Lightning's gathers; its replacement is private
-                    r"Couldn't infer the batch indices",  # predict batches carry their own (PredictionsCSV)
-                    # a run's folder is its own (claimed with mkdir): the only checkpoints in it are the run's
-                    r"Checkpoint directory .* exists and is not empty",
-                    # the rate is already all processes' together (SamplesPerSecond), logged by rank 0 alone
-                    r"It is recommended to use `self.log\('train/samples_per_sec'",
-                    # the step curve spans epochs (train/loss_step every log_every_n_steps steps of the run)
-                    r"The number of training batches \(\d+\) is smaller than the logging interval"):
-        warnings.filterwarnings("ignore", message=message)
-
-
-class ZooCLI(LightningCLI):
-    def own(self, config):
-        """This subcommand's part of a config (the whole of it when built with run=False)."""
-        return config[self.subcommand] if self.subcommand else config
-
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.add_optimizer_args((torch.optim.Optimizer,))
-        parser.set_defaults({
-            "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}},  # the book's minibatch SGD
-            "trainer.logger": defaults.logger(),
-        })
-        for name in LINKED:
-            parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}", apply_on="instantiate")
-        parser.add_argument("--checkpoint_every_n_steps", type=NonNegativeInt, default=0,
-                            help="also write last.ckpt every N training steps (0: only at the end of each epoch)")
-        parser.add_argument("--output", type=Optional[str], default=None,
-                            help="zoo predict: the CSV file to write (default: a new predictions.csv, predictions_1.csv, "
-                                 "... in the checkpoint's run folder; earlier ones are kept)")
-        parser.add_argument("--top_k", type=PositiveInt, default=1,
-                            help="zoo predict: the K most probable classes of each input, each with its probability")
-
-    def parse_arguments(self, parser, args: ArgsType) -> None:
-        if args is None or isinstance(args, list):  # the words, reordered and completed from the checkpoint
-            self.config = parser.parse_args(arguments.prepare(sys.argv[1:] if args is None else args))
-        else:
-            super().parse_arguments(parser, args)
-
-    def before_instantiate_classes(self) -> None:
-        config = self.own(self.config)
-        run_identity.choose_run(config, self.subcommand)
-        checks.check_device(config.trainer)
-        checks.check_optimizer(config)
-        checks.prepare_weights(config, self.subcommand)
-        if self.subcommand == "fit" and config.get("ckpt_path"):
-            runs.check_not_finished(config.ckpt_path, config.trainer)
-        runs.place_logger(config, self.subcommand)
-        if self.subcommand in ("validate", "test", "predict"):
-            # a checkpoint from outside any run: evaluation writes no checkpoint, its best-checkpoint state is moot
-            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
-        self.trainer_defaults["callbacks"] = defaults.callbacks(config)  # rebuilt per run, from its options
-
-    def instantiate_trainer(self, **kwargs):
-        checks.check_inputs(self.model, self.datamodule)  # before the trainer, which starts talking
-        trainer = self.own(self.config_init).trainer
-        if trainer.get("sync_batchnorm"):  # Lightning's SyncBatchNorm conversion, and the zoo's own BatchNorm
-            plugins = trainer.get("plugins") or []
-            kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), BatchNormSync()]
-        return super().instantiate_trainer(**kwargs)
-
-    def configure_optimizers(self, lightning_module, optimizer, lr_scheduler=None):
-        """LightningCLI's optimizer and scheduler, with the model's parameter groups (fine-tuning) when it has them."""
-        groups_of = getattr(lightning_module, "param_groups", None)
-        groups = groups_of(optimizer.defaults["lr"]) if groups_of else None
-        if groups:
-            optimizer = type(optimizer)(groups, **optimizer.defaults)
-            if lr_scheduler is not None:  # the same scheduler, on the new optimizer
-                lr_scheduler = instantiate_class(optimizer, self.own(self.config_init).lr_scheduler)
-        return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
-
-    def after_fit(self) -> None:
-        for stopper in self.trainer.early_stopping_callbacks:
-            if stopper.stopped_epoch:
-                rank_zero_info(f"Stopped early at epoch {stopper.stopped_epoch}: {stopper.stopping_reason_message}")
-
-    def after_validate(self) -> None:
-        runs.write_metrics(self.trainer, self.model, self.datamodule, "validate", self.config.validate.get("ckpt_path"))
-
-    def after_test(self) -> None:
-        runs.write_metrics(self.trainer, self.model, self.datamodule, "test", self.config.test.get("ckpt_path"))
-        line = compare_line(type(self.model).__name__, getattr(self.model, "weights", None),
-                            {k: v.item() for k, v in self.trainer.callback_metrics.items()})
-        if line:
-            rank_zero_info(line)
-
-    def after_predict(self) -> None:
-        report_unreadable(self.datamodule, self.trainer.global_rank)
-
-
-def cli_main(args: ArgsType = None, run: bool = True, cls: type[ZooCLI] = ZooCLI) -> ZooCLI:
-    _quiet()
-    return cls(
-        ZooModule, InMemoryDataModule, subclass_mode_model=True, subclass_mode_data=True, seed_everything_default=0,
-        trainer_defaults={"plugins": defaults.PLUGINS, "max_epochs": defaults.MAX_EPOCHS},
-        save_config_callback=defaults.SaveRunConfig, save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in arguments.SUBCOMMANDS},
-                       "description": "The d2l model zoo. `zoo list` lists the models and DataModules."},
-        args=args, run=run,
-    )
-
-
-# the commands outside LightningCLI, each a module with main(argv)
-COMMANDS = {"tune": "zoo.tune.command", "export": "zoo.export.command", "serve": "zoo.serve.command"}
-
-
-def main(args: ArgsType = None) -> None:
-    """The ``zoo`` command: one line and exit 2 for bad input, a message for any failure (ZOO_TRACEBACK=1: the trace)."""
-    argv = class_help(sys.argv[1:] if args is None else list(args))
-    top = argv in ([], ["-h"], ["--help"], ["--version"], ["-V"])
-    if top or argv == ["list"] or (len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help")):
-        try:
-            if top:
-                print(version() if argv in (["--version"], ["-V"]) else top_help())
-            else:
-                print(catalogue() if argv == ["list"] else short_help(argv[0]))
-        except BrokenPipeError:  # `zoo fit --help | head`: the reader has gone; no traceback for that
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        show(version() if argv in (["--version"], ["-V"]) else top_help())
         return
-    if argv[:1] and argv[0] in COMMANDS:
-        try:  # imported on use: their extras (optuna, onnx, litserve) may not be installed
-            importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
-        except (SIGTERMException, Exception) as e:  # noqa: BLE001
-            messages.exit_with_one_line(e)
-        return
-    if argv[:1] in (["weights"], ["reproduce"]):
-        try:
-            if argv[0] == "reproduce":
-                from zoo.weights.reproduce import main as reproduce
+    from zoo.commands.help import class_help
 
-                reproduce(argv[1:])
-            if len(argv) not in (1, 3):
-                raise ConfigError("usage: zoo weights (every entry), or zoo weights MODEL NAME (one card)")
-            print(weights_table() if len(argv) == 1 else card(*argv[1:3]))
-        except Exception as e:  # noqa: BLE001
-            messages.exit_with_one_line(e)
-        return
-    if argv[-2:] in (["--help", "all"], ["-h", "all"]):
-        argv = argv[:-1]
-    try:
-        sys.argv = sys.argv[:1] + argv  # DDP starts the other processes with these words
-        cli_main()
-    except (SIGTERMException, Exception) as e:  # noqa: BLE001 (a message instead of a trace, whatever it is)
-        messages.exit_with_one_line(e)
-    finally:
-        # Lightning leaves the process group up; gloo's threads can abort the interpreter's exit otherwise
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    argv = class_help(argv)
+    if argv[0] in COMMANDS:
+        target, words = COMMANDS[argv[0]].target, argv[1:]
+    else:  # not a command: LightningCLI's parser says what is wrong, as it does for any subcommand
+        target, words = "zoo.commands.lightning:main", argv
+    module, _, function = target.partition(":")
+    try:  # imported on use: an extra's libraries (optuna, onnx, litserve) may not be installed
+        getattr(importlib.import_module(module), function)(words)
+    except BaseException as e:  # noqa: BLE001 (a message instead of a trace, whatever it is)
+        from zoo.commands.messages import report_failure
+
+        report_failure(e)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from zoo.training.module import ClassificationModule
-from zoo.models.layers import init_cnn
+from zoo.layers.blocks import init_cnn
 from zoo_common import register_model
 
 
@@ -50,6 +50,11 @@ _BLOCKS = [
 @register_model
 class GoogLeNet(ClassificationModule):
     """GoogLeNet with nine Inception blocks (d2l 8.4); any input size, book 96."""
+
+    book = "8.4"
+    min_input_size = 1
+    accepts = "global pooling; runs at native 28/32 px too"
+    stem = "0"
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 96, **kwargs) -> None:
         super().__init__(num_classes, **kwargs)

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from torch import nn
 
-from zoo.models import layers
+from zoo.layers import blocks as layers
 from zoo.training.module import ClassificationModule
-from zoo.models.batchnorm import BatchNorm
-from zoo.models.layers import Activation, Pooling, init_cnn, output_numel
+from zoo.layers.batchnorm import BatchNorm
+from zoo.layers.blocks import Activation, Pooling, init_cnn, output_numel
 from zoo_common import register_model
 
 _SMALL = "Use a larger --data.resize."
@@ -26,6 +26,11 @@ _SMALL = "Use a larger --data.resize."
 @register_model
 class LeNet(ClassificationModule):
     """LeNet-5 with the book's sigmoid and average pooling (d2l 7.6)."""
+
+    book = "7.6"
+    min_input_size = 12
+    accepts = "28 native"
+    stem = "0"
 
     def __init__(
         self,
@@ -84,11 +89,17 @@ class _LeNetBatchNorm(LeNet):
 class LeNetBNScratch(_LeNetBatchNorm):
     """LeNet with BatchNorm written from scratch (d2l 8.5.4)."""
 
+    book = "8.5"
+    min_input_size = 16
+
     norm2d = norm1d = BatchNorm
 
 
 @register_model
 class LeNetBN(_LeNetBatchNorm):
     """LeNet with nn.BatchNorm2d/1d (d2l 8.5.5)."""
+
+    book = "8.5"
+    min_input_size = 16
 
     norm2d, norm1d = nn.BatchNorm2d, nn.BatchNorm1d

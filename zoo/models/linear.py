@@ -24,6 +24,8 @@ def _init_normal(layer: nn.Linear, std: float = 0.01) -> None:
 class LinearRegression(RegressionModule):
     """Linear regression y = Xw + b trained with squared loss (d2l 3.5)."""
 
+    book = "3.5"
+
     def __init__(self, num_features: int = 2) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -58,6 +60,10 @@ class LinearRegression(RegressionModule):
 @register_model
 class SoftmaxRegression(ClassificationModule):
     """Softmax regression: one linear layer over flattened pixels (d2l 4.5)."""
+
+    book = "4.5"
+    min_input_size = 1
+    accepts = "flattened"
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, **kwargs) -> None:
         super().__init__(num_classes, **kwargs)

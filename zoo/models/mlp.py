@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoo.models import layers
+from zoo.layers import blocks as layers
 from zoo.training.module import ClassificationModule
-from zoo.models.layers import Activation
+from zoo.layers.blocks import Activation
 from zoo_common import register_model
 
 
 @register_model
 class MLP(ClassificationModule):
     """Multilayer perceptron over flattened pixels; book default 784-256-10 with ReLU (d2l 5.2)."""
+
+    book = "5.2"
+    min_input_size = 1
+    accepts = "flattened"
 
     def __init__(
         self,

@@ -11,13 +11,17 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.training.module import ClassificationModule
-from zoo.models.layers import output_numel
+from zoo.layers.blocks import output_numel
 from zoo_common import register_model
 
 
 @register_model
 class MnistCNN(ClassificationModule):
     """The classic PyTorch MNIST example CNN: 2 conv + 2 linear layers, dropout (21,840 parameters)."""
+
+    min_input_size = 16
+    accepts = "28 native"
+    stem = "0"
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, dropout: float = 0.5,
                  **kwargs) -> None:

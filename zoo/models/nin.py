@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.training.module import ClassificationModule
-from zoo.models.layers import init_cnn, output_numel
+from zoo.layers.blocks import init_cnn, output_numel
 from zoo_common import register_model
 
 
@@ -24,6 +24,12 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
 @register_model
 class NiN(ClassificationModule):
     """Network in Network: NiN blocks and global average pooling (d2l 8.3); inputs of 67 px or more, book 224."""
+
+    book = "8.3"
+    min_input_size = 67
+    accepts = "needs `--data.resize` on 28/32 px data"
+    head = -3  # the last NiN block: its convolutions output one channel per class
+    stem = "0.0"
 
     def __init__(
         self, num_classes: int = 10, in_channels: int = 1, input_size: int = 224, dropout: float = 0.5, **kwargs
@@ -46,6 +52,7 @@ class NiN(ClassificationModule):
             nn.AdaptiveAvgPool2d((1, 1)),
             nn.Flatten(),  # N x num_classes
         )
-        output_numel(self.net, in_channels, input_size, "NiN", "NiN needs inputs of at least 67 x 67: set --data.resize (the book uses 224).")
+        output_numel(self.net, in_channels, input_size, "NiN",
+                     f"NiN needs inputs of at least {self.min_input_size} x {self.min_input_size}: set --data.resize (the book uses 224).")
         self.net.apply(init_cnn)
         self.load_pretrained()

@@ -73,6 +73,12 @@ class ResNetNet(nn.Module):
 class ResNet18(ClassificationModule):
     """ResNet-18 in torchvision's layout (d2l 8.6); any input size, book 96."""
 
+    book = "8.6"
+    min_input_size = 1
+    accepts = "global pooling; runs at native 28/32 px too"
+    head = "fc"
+    stem = "conv1"
+
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 96, **kwargs) -> None:
         super().__init__(num_classes, **kwargs)
         self.save_hyperparameters()

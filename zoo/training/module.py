@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -11,9 +14,9 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from zoo.models.batchnorm import BatchNorm
-from zoo.training.callbacks import tensorboard
+from zoo.layers.batchnorm import BatchNorm
 from zoo.training.images import confusion_image
+from zoo.training.loggers import tensorboard
 from zoo.training.metrics import Count, WeightedMean
 from zoo.training.resume import KEY as RESUME_KEY
 from zoo.training.resume import capture, restore
@@ -34,6 +37,15 @@ class ZooModule(L.LightningModule):
     #: what the best checkpoint is chosen by, and in which direction
     monitor: str = "val/loss"
     monitor_mode: str = "min"
+
+    # What is known about a model, declared on its class: `zoo list`, the README's model table, the tests'
+    # per-model cases and fine-tuning's head and stem surgery read it from here.
+    #: the section of *Dive into Deep Learning* the model comes from ("" for none)
+    book: ClassVar[str] = ""
+    #: the inputs it accepts, in words (the README's model table)
+    accepts: ClassVar[str] = ""
+    #: the smallest square image side, in pixels, the network can take (0: feature vectors, not images)
+    min_input_size: ClassVar[int] = 0
 
     net: nn.Module
 
@@ -144,6 +156,15 @@ class ClassificationModule(ZooModule):
     monitor = "val/acc"
     monitor_mode = "max"
 
+    #: the classification head within ``net``: a child's name, or its position among ``net``'s children
+    #: (negative: from the end). It starts new for another number of classes and may learn at ``head_lr_mult``.
+    head: ClassVar[str | int] = -1
+    #: the first convolution within ``net`` (its weight is adapted to other input channels); "" for none
+    stem: ClassVar[str] = ""
+    #: how ``weights`` becomes tensors in ``net``: set by ``zoo.weights``, the layer above the models, which
+    #: holds the catalogue and torchvision's names (``import zoo`` sets it)
+    weights_loader: ClassVar[Callable[[ClassificationModule], None] | None] = None
+
     def __init__(
         self,
         num_classes: int = 10,
@@ -206,26 +227,22 @@ class ClassificationModule(ZooModule):
 
     @property
     def head_prefix(self) -> str:
-        """State-dict prefix (within ``net``) of the classification head: the last part with parameters."""
-        if isinstance(self.net, nn.Sequential):
-            with_params = [name for name, m in self.net.named_children() if next(m.parameters(), None) is not None]
-            return f"{with_params[-1]}."
-        return "fc."
+        """State-dict prefix (within ``net``) of the classification head, from the class's ``head``."""
+        name = list(dict(self.net.named_children()))[self.head] if isinstance(self.head, int) else self.head
+        return f"{name}."
 
     @property
     def stem_key(self) -> str:
         """State-dict key (within ``net``) of the first convolution's weight, or "" for none."""
-        return next((f"{n}.weight" for n, m in self.net.named_modules() if isinstance(m, nn.Conv2d)), "")
+        return f"{self.stem}.weight" if self.stem else ""
 
     def load_pretrained(self) -> None:
         """Load ``self.weights`` into the network (called at the end of each model's constructor)."""
         if not self.weights:
             return
-        from zoo.training.finetune import fit_state_dict, resolve
-
-        model = type(self).__name__
-        report = fit_state_dict(self.net, resolve(model, self.weights), self.head_prefix, self.stem_key, model)
-        rank_zero_info(str(report))
+        if ClassificationModule.weights_loader is None:
+            raise RuntimeError("weights by name need the zoo's weights layer: import zoo (or zoo.weights) first")
+        ClassificationModule.weights_loader(self)
 
     def _split_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         head = self.head_prefix

@@ -84,17 +84,17 @@ def main(argv: list[str]) -> None:
         return
     ours, rest = parse(argv)
     check_address(ours.host, ours.port)
-    from zoo.export.formats import require_extra
+    from zoo.commands.export.formats import require_extra
 
     require_extra("zoo serve", "litserve")
     if ours.exported:
-        from zoo.serve.model import contract_of
+        from zoo.commands.serve.model import contract_of
 
         path = Path(ours.exported)
         run(contract_of(path), path.resolve(), ours, f"{path}")
         return
-    from zoo.export import graph
-    from zoo.export.cli import with_model
+    from zoo.commands.export import graph
+    from zoo.commands.lightning import with_model
 
     def serve(model, datamodule, ckpt, weights):
         if not graph.is_classifier(model):
@@ -111,7 +111,7 @@ def main(argv: list[str]) -> None:
 def run(spec: dict, source, options: argparse.Namespace, what: str) -> None:
     import litserve as ls
 
-    from zoo.serve.api import ClassifierAPI, UploadCheck, mb
+    from zoo.commands.serve.api import ClassifierAPI, UploadCheck, mb
 
     api = ClassifierAPI(spec, source, top_k=options.top_k, threads=options.threads,
                         max_batch_size=options.max_batch_size, batch_timeout=options.batch_timeout)

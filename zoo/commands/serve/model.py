@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.export.formats import CONTRACT_KEY, Runner, format_of, sidecar_of
+from zoo.commands.export.formats import CONTRACT_KEY, Runner, format_of, sidecar_of
 from zoo_common import ConfigError
 
 

@@ -12,8 +12,8 @@ from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from zoo.app.arguments import SUBCOMMANDS
-from zoo.app.runs import RunFinished
+from zoo.commands.arguments import SUBCOMMANDS
+from zoo.commands.runs import RunFinished
 from zoo_common import ZooError
 
 
@@ -131,3 +131,11 @@ def exit_with_one_line(error: BaseException) -> NoReturn:
         raise error
     print(message, file=sys.stderr)
     raise SystemExit(code)
+
+
+def report_failure(error: BaseException) -> None:
+    """A command's failure as its one line and exit status (any error, and SIGTERM); anything else (Ctrl-C,
+    ``sys.exit``) goes on as it is."""
+    if isinstance(error, (Exception, SIGTERMException)):
+        exit_with_one_line(error)
+    raise error

@@ -5,7 +5,11 @@ The full listing (every Trainer option, from Lightning's signatures) stays one w
 
 from __future__ import annotations
 
-from zoo.app.arguments import option
+import os
+import sys
+
+from zoo.commands import COMMANDS
+from zoo.commands.arguments import SUBCOMMANDS, option
 from zoo_common import get_datamodule, get_model, list_datamodules, list_models
 
 TEXT = """usage: zoo {sub} [-c CONFIG.yaml] [--model NAME] [--data NAME] [--OPTION VALUE ...]
@@ -36,12 +40,7 @@ More:
   zoo {sub} --help all{pad}every option, the Trainer's included (long)
 """
 
-WHAT = {
-    "fit": "Train a model on a DataModule; logs, config.yaml, best.ckpt and last.ckpt go to lightning_logs/<Model>-<Data>/version_N/.",
-    "validate": "Evaluate a checkpoint on the validation split; the metrics go to validate_metrics.json.",
-    "test": "Evaluate a checkpoint on the test set; the metrics go to test_metrics.json.",
-    "predict": "Classify images (or the test set) with a checkpoint; the results go to a new predictions.csv (--output FILE, --top_k K).",
-}
+WHAT = {name: COMMANDS[name].summary for name in SUBCOMMANDS}
 
 ONLY = {
     "fit": """
@@ -62,16 +61,6 @@ The d2l model zoo: the classic models of Dive into Deep Learning, trained and ev
 
 Commands:
 {commands}
-  list        List the models and DataModules, one line each.
-  weights     List the trained weights (--model.weights NAME); `zoo weights MODEL NAME` prints one's card.
-  reproduce   Retrain a trained weights file from its recipe and compare it with its card:
-              zoo reproduce MODEL NAME --data.root DIR
-  tune        Search hyperparameters (Optuna), each trial a zoo fit run:
-              zoo tune -c configs/mlp_fashion_mnist.yaml -c configs/search/lr_momentum.yaml --n_trials 20
-  export      A checkpoint or trained weights as one ONNX or pt2 file, checked against the eager model:
-              zoo export --ckpt_path best --format onnx --data.root DIR
-  serve       An HTTP server for a checkpoint, trained weights or an exported file (pip install -e '.[serve]'):
-              zoo serve --exported model.onnx; then curl -F image=@photo.jpg http://127.0.0.1:8000/predict
 
 `zoo COMMAND --help` shows a command's options; `zoo --version` the versions. For example:
   zoo fit -c configs/lenet_fashion_mnist.yaml --data.root DIR
@@ -81,7 +70,11 @@ Commands:
 
 def top_help() -> str:
     """``zoo``, ``zoo --help``: every command with its whole description."""
-    return TOP.format(commands="\n".join(f"  {name:<10}  {text}" for name, text in WHAT.items()))
+    lines = []
+    for name, command in COMMANDS.items():
+        first, *more = command.summary.splitlines()
+        lines += [f"  {name:<10}  {first}", *(f"{'':14}{line}" for line in more)]
+    return TOP.format(commands="\n".join(lines))
 
 
 def version() -> str:
@@ -126,3 +119,11 @@ def catalogue() -> str:
         width = max(map(len, names))
         parts += [title] + [f"  {n:<{width}}  {((get(n).__doc__ or '').strip().splitlines() or [''])[0]}" for n in names]
     return "\n".join(parts)
+
+
+def show(text: str) -> None:
+    """Print ``text``; a reader that stops early (`zoo fit --help | head`) gets no BrokenPipeError trace."""
+    try:
+        print(text)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -15,7 +15,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from zoo.tune import space as spaces
+from zoo.commands.tune import space as spaces
 from zoo_common import atomic_write, atomic_write_text
 
 ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}

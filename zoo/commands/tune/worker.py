@@ -1,7 +1,7 @@
 """One worker of a study: ask the study for a trial, train it as an ordinary ``zoo fit`` run, tell the study
 how it ended; until the study has its trials. Any number of workers, on any machines that reach the storage.
 
-A trial runs in a child process (``python -m zoo.cli fit ...``): DDP starts its processes from it as from any
+A trial runs in a child process (``python -m zoo.commands.tune.trial fit ...``: ``zoo fit`` and the trial's reporter): DDP starts its processes from it as from any
 run, a crash or a kill stays in it, and it dies with the worker (PR_SET_PDEATHSIG), so a killed worker leaves
 no run training for a trial the study has already given up.
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from zoo.tune import space as spaces
-from zoo.tune.report import ENV
-from zoo.tune.results import shown
-from zoo.tune.storage import Heartbeat, fail_stale
+from zoo.commands.tune import space as spaces
+from zoo.commands.tune.report import ENV
+from zoo.commands.tune.results import shown
+from zoo.commands.tune.storage import Heartbeat, fail_stale
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
@@ -104,7 +104,7 @@ class Worker:
         outcome = runs / f".outcome-{os.getpid()}-{trial.number}.json"
         log = self.folder / "logs" / f"trial_{trial.number}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "zoo.cli", "fit", *self.settings["fit_args"], *option_words(values),
+        command = [sys.executable, "-m", "zoo.commands.tune.trial", "fit", *self.settings["fit_args"], *option_words(values),
                    f"--trainer.logger.init_args.save_dir={self.folder}", "--trainer.logger.init_args.name=trials",
                    "--trainer.enable_progress_bar=false"]
         env = {**os.environ, ENV: json.dumps({

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from zoo.app.messages import cannot_write, permission_message
-from zoo.app.runs import run_folder
-from zoo.export import formats, graph, parity
+from zoo.commands.messages import cannot_write, permission_message
+from zoo.commands.runs import run_folder
+from zoo.commands.export import formats, graph, parity
 from zoo.weights.catalogue import sha256_of
 from zoo_common import ConfigError, atomic_write_text, write_temporary
 
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
         return
     ours, rest = parse(argv)
     formats.require_extra("zoo export", "onnxscript", "onnxruntime")  # onnxscript: torch's ONNX exporter
-    from zoo.export.cli import with_model
+    from zoo.commands.lightning import with_model
 
     with_model(rest, lambda model, data, ckpt, weights: export(model, data, ckpt, weights, ours))
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from zoo.app import run_identity, runs
-from zoo.app.names import check_names, dropped_options, named_classes
-from zoo.app.runs import find_checkpoint, read_hparams
+from zoo.commands import run_identity, runs
+from zoo.commands.names import check_names, dropped_options, named_classes
+from zoo.commands.runs import find_checkpoint, read_hparams
 from zoo_common import ConfigError, class_name
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")

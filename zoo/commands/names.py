@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from zoo_common import ConfigError, get_datamodule, get_model, list_datamodules, list_models
+from zoo_common import ConfigError, get_datamodule, get_model, import_class, list_datamodules, list_models
 
 
 def _options(args: list[str]) -> Iterator[tuple[str, str]]:
@@ -51,15 +50,6 @@ def read_config(path: str) -> dict:
     except OSError as e:
         raise ConfigError(f"-c {path}: cannot read it ({e.strerror})") from None
     return config if isinstance(config, dict) else {}
-
-
-def import_class(dotted: str) -> type | None:
-    """The class ``package.module.Class`` names (the user's own, say), or None where there is none."""
-    module, _, name = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name, None) if module else None
-    except ImportError:
-        return None
 
 
 def check_names(args: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Starting a model from pretrained weights: the zoo's own or torchvision's by name, or checkpoints and state dicts.
+"""The one resolver of pretrained weights: the zoo's own or torchvision's by name, or checkpoints and state dicts.
 
 Everything is loaded with ``torch.load(weights_only=True)``: a file that needs
 arbitrary code to unpickle is refused. torchvision's files come through
@@ -22,9 +22,11 @@ from urllib.parse import urlparse
 
 import torch
 import torchvision.models
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from zoo.training.identify import identify
+from zoo.weights.identify import identify
+from zoo.weights import catalogue
 from zoo.weights.catalogue import sha256_of
 from zoo_common import ZooError, class_name, list_models
 
@@ -175,8 +177,6 @@ def fetch_torchvision(weights) -> dict[str, torch.Tensor]:
 def resolve(model: str, weights: str) -> Pretrained:
     """The weights called ``weights`` (a zoo catalogue name, a torchvision name or a file) for the zoo model
     ``model``."""
-    from zoo.weights import catalogue
-
     entry = catalogue.find(model, weights)
     if entry is not None:
         state, path = catalogue.load(entry)
@@ -251,3 +251,11 @@ def _holder(pretrained: Pretrained, model: str) -> str:
     zoo = [h for h in holders if h in list_models()]
     hint = f"; to use them, choose --model {zoo[0]}" if zoo else ""
     return f"they are {' or '.join(holders)} weights ({how}){hint}"
+
+
+def load_into(model) -> None:
+    """A zoo classifier's ``weights`` loaded into its network, its head and stem as its class declares them
+    (``ClassificationModule.weights_loader``)."""
+    name = type(model).__name__
+    report = fit_state_dict(model.net, resolve(name, model.weights), model.head_prefix, model.stem_key, name)
+    rank_zero_info(str(report))

@@ -1,41 +1,78 @@
-"""The callbacks the zoo adds to every run, one job each.
-
-Monitoring: ``InputGrid``, ``SamplesPerSecond``, ``HparamsWithMetrics``, ``ProgressBar``.
-Losing nothing: ``StopOnNonFiniteLoss``, ``CheckpointOnSigterm``.
-"""
+"""Callbacks that show a run: where it is kept (``AnnounceRun``), the device lines once the data is there
+(``ShowDeviceLines``), ``InputGrid``, ``SamplesPerSecond``, ``HparamsWithMetrics``, ``ProgressBar``."""
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
 from rich.progress import ProgressColumn
 from rich.text import Text
 from torch.utils.tensorboard.summary import hparams
 
 from zoo.training.images import labelled_grid
-from zoo.tune import report as tune_report
-from zoo_common import NonFiniteLossError
+from zoo.training.loggers import tensorboard
 
 
-def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
-    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+class DeviceLines(logging.Filter):
+    """Holds back Lightning's "GPU available: ..." lines until the data and the model have passed their checks
+    (``ShowDeviceLines``), so that a command refused for bad input says one line, not three."""
+
+    PREFIXES = ("GPU available", "TPU available", "HPU available", "IPU available")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+        self.release = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.release or not str(record.msg).startswith(self.PREFIXES):
+            return True
+        self.held.append(record)
+        return False
+
+    def show(self) -> None:
+        held, self.held = self.held, []
+        self.release = True
+        try:
+            for record in held:
+                logging.getLogger(record.name).handle(record)
+        finally:
+            self.release = False
 
 
-def last_checkpoint_path(trainer: L.Trainer) -> Path | None:
-    """Where the zoo's ``last.ckpt`` of this run lives (its ModelCheckpoint named "last")."""
-    for cb in trainer.callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.filename == "last" and cb.dirpath:
-            return Path(cb.dirpath) / "last.ckpt"
-    return None
+DEVICE_LINES = DeviceLines()
 
 
-# --- monitoring -----------------------------------------------------------------------------------
+class ShowDeviceLines(L.Callback):
+    """The device lines, once the data is there (after ``prepare_data`` and the DataModule's ``setup``)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        DEVICE_LINES.show()
+
+
+class AnnounceRun(L.Callback):
+    """Where the run is kept, said when training starts and again when it ends (with what to run next)."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        log_dir = trainer.log_dir if trainer.logger is not None else None  # a collective under DDP: every rank asks
+        if trainer.global_rank == 0 and log_dir:
+            print(f"Run folder: {log_dir} (TensorBoard logs, config.yaml, checkpoints/)", flush=True)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        log_dir = trainer.log_dir if trainer.logger is not None else None
+        if trainer.global_rank != 0 or not log_dir:
+            return
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best and os.path.isfile(best):
+            print(f"Run folder: {log_dir}; best checkpoint {best}: evaluate it with "
+                  f"`zoo test --ckpt_path {best}`", flush=True)
 
 
 class InputGrid(L.Callback):
@@ -135,12 +172,16 @@ class HparamsWithMetrics(L.Callback):
         self.loaded = {"step": int(checkpoint.get("global_step", 0)), "best": best}
 
     @staticmethod
-    def _names(pl_module: L.LightningModule) -> tuple[str, list[str]]:
+    def _contributors(trainer: L.Trainer) -> list[L.Callback]:
+        """Other callbacks that add to the row (a `zoo tune` trial's: its number, values, whether it was pruned)."""
+        return [cb for cb in trainer.callbacks if hasattr(cb, "hparams_row")]
+
+    def _names(self, pl_module: L.LightningModule) -> tuple[str, list[str]]:
         monitor = getattr(pl_module, "monitor", "val/loss")
         stats = ("acc", "loss") if hasattr(pl_module, "acc") else ("loss",)
         best = f"hp/best_{monitor.replace('/', '_')}"
-        tuned = ["hp/pruned"] if tune_report.current() else []  # a trial of `zoo tune`: stopped by the pruner?
-        return best, ["hp/epochs", best, *(f"hp/{stage}_{s}" for stage in ("test", "val", "train") for s in stats), *tuned]
+        extra = [name for cb in self._contributors(pl_module.trainer) for name in cb.hparams_metrics]
+        return best, ["hp/epochs", best, *(f"hp/{stage}_{s}" for stage in ("test", "val", "train") for s in stats), *extra]
 
     def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> TensorBoardLogger | None:
         """The run's hyperparameters, unless it goes on in its own folder (resumed, or its checkpoint evaluated);
@@ -167,7 +208,8 @@ class HparamsWithMetrics(L.Callback):
                 params["Batch size"] = settings.pop("data/batch_size")
         params |= {k: v for k, v in settings.items()
                    if not k.rsplit("/", 1)[-1].startswith("_") and v not in (0, False, "None", "")}
-        params |= tune_report.hparams()  # a trial's number and sampled values, beside the other trials
+        for cb in self._contributors(trainer):
+            params |= cb.hparams_row()
         # as text: TensorBoard would show a bool as 1.0000 (torch writes it as a number)
         params = {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items()}
         logger.log_hyperparams(params)  # hparams.yaml
@@ -242,83 +284,3 @@ class ProgressBar(RichProgressBar):
         if batch_idx + 1 >= trainer.num_training_batches or now - self._last_draw >= self.min_interval:
             self._last_draw = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-
-# --- losing nothing --------------------------------------------------------------------------------
-
-
-class StopOnNonFiniteLoss(L.Callback):
-    """A NaN or infinite training loss stops the run with its step, before any weights it produced are written
-    to a checkpoint, so the last checkpoint on disk is the last good one.
-
-    Reading a loss on the host waits for the device to finish the step, so the losses are kept on the device
-    and checked together: whenever a checkpoint is about to be written (at the end of an epoch, every N steps,
-    on SIGTERM), every ``log_every_n_steps`` steps, and at the end of training. The error names the first bad
-    step, however many steps later it is found.
-    """
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[torch.Tensor, int, int, int]] = []  # (loss, step, epoch, batch) not yet checked
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor):
-            self.pending.append((loss.detach(), trainer.global_step, trainer.current_epoch, batch_idx))
-        if len(self.pending) >= max(1, trainer.log_every_n_steps):
-            self.check(trainer)
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        self.check(trainer)  # raising here keeps the checkpoint from being written
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.check(trainer)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.check(trainer)
-
-    def check(self, trainer: L.Trainer) -> None:
-        if not self.pending:
-            return
-        pending, self.pending = self.pending, []
-        losses = torch.stack([loss.float().reshape(()) for loss, *_ in pending])
-        finite = torch.isfinite(losses)
-        if bool(finite.all()):  # the one wait for the device
-            return
-        first = int((~finite).nonzero()[0])
-        value, step, epoch, batch_idx = losses[first].item(), *pending[first][1:]
-        good = last_checkpoint_path(trainer)
-        kept = f"the last good checkpoint is {good}" if good and good.exists() else "no checkpoint was written yet"
-        raise NonFiniteLossError(
-            f"the training loss became {value} at step {step} (epoch {epoch}, batch {batch_idx}); training "
-            f"stopped and {kept}. Lower the learning rate (--optimizer.lr), or clip gradients "
-            "(--trainer.gradient_clip_val 1.0)."
-        )
-
-
-class CheckpointOnSigterm(L.Callback):
-    """SIGTERM (what SLURM and most schedulers send before killing a job) saves ``last.ckpt`` at this step;
-    Lightning then stops the run, and ``zoo fit ... --ckpt_path last`` resumes from this very step."""
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if getattr(trainer, "received_sigterm", False):
-            path = last_checkpoint_path(trainer)
-            if path is not None:
-                trainer.save_checkpoint(path, weights_only=False)  # the whole state; every rank calls it; rank 0 writes, atomically
-                rank_zero_info(f"SIGTERM: saved {path} at step {trainer.global_step}; resume with --ckpt_path last")
-
-
-class CheckpointEveryNSteps(L.Callback):
-    """``last.ckpt`` also every ``every_n_steps`` training steps (0: off), so a killed run loses at most that many.
-
-    It runs after ``StopOnNonFiniteLoss`` (the CLI lists it later), so a bad step's weights are never written.
-    """
-
-    def __init__(self, every_n_steps: int = 0) -> None:
-        self.every_n_steps = every_n_steps
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and not trainer.fast_dev_run:
-            path = last_checkpoint_path(trainer)
-            if path is not None:
-                trainer.save_checkpoint(path, weights_only=False)  # the whole state; every rank calls it; rank 0 writes, atomically

@@ -24,29 +24,29 @@ def current() -> dict | None:
     return json.loads(raw) if raw else None
 
 
-def hparams() -> dict:
-    """The trial's number and sampled values: its row in TensorBoard's HPARAMS view, beside the other trials."""
-    trial = current()
-    if trial is None:
-        return {}
-    return {"Trial": trial["number"], **{option: value if isinstance(value, (int, float, str)) else json.dumps(value)
-                                         for option, value in trial["values"].items()}}
-
-
 class ReportToStudy(L.Callback):
+    #: the run's HPARAMS row says whether the pruner stopped it (read by ``HparamsWithMetrics``)
+    hparams_metrics = ("hp/pruned",)
+
     def __init__(self, trial: dict) -> None:
         self.spec = trial
         self.trial = None
         self.values: list[float] = []
         self.pruned_at: int | None = None
 
+    def hparams_row(self) -> dict:
+        """The trial's number and sampled values: its row in TensorBoard's HPARAMS view, beside the other trials."""
+        values = self.spec["values"]
+        return {"Trial": self.spec["number"], **{option: value if isinstance(value, (int, float, str)) else json.dumps(value)
+                                                 for option, value in values.items()}}
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or trainer.global_rank != 0:
             return
         import optuna
 
-        from zoo.tune.storage import open_storage
-        from zoo.tune.study import make_pruner
+        from zoo.commands.tune.storage import open_storage
+        from zoo.commands.tune.study import make_pruner
 
         storage = open_storage(self.spec["storage"], create=False)
         study = optuna.load_study(study_name=self.spec["study"], storage=storage,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from zoo.app.names import import_class
-from zoo.tune import space as spaces
+from zoo.commands.names import import_class
+from zoo.commands.tune import space as spaces
 from zoo_common import ConfigError, ZooError
 
 ROOT = Path("lightning_logs") / "tune"
@@ -68,8 +68,8 @@ def split_configs(configs: list[str]) -> tuple[list[str], list[str]]:
 def parse_fit(words: list[str]) -> dict:
     """``zoo fit``'s own parse of these words (``--print_config``: nothing instantiated, nothing written);
     ConfigError with its one line when it refuses them."""
-    from zoo.app import messages
-    from zoo.cli import cli_main
+    from zoo.commands import messages
+    from zoo.commands.lightning import cli_main
 
     out = io.StringIO()
     try:
@@ -103,7 +103,7 @@ def settings_from(args, extra: list[str]) -> dict:
     if space is None:
         return settings
     config = parse_fit(fit_args)  # zoo fit's options, before the space's
-    from zoo.tune.worker import option_words
+    from zoo.commands.tune.worker import option_words
 
     for values in spaces.extremes(space):  # every option of the space exists and takes the ends of its range
         try:
@@ -135,9 +135,9 @@ def main(argv: list[str]) -> None:
     if settings["space_dict"] is None and not args.results:
         raise ConfigError("no search space: add -c configs/search/FILE.yaml (a file with a `search:` key); "
                           "configs/search/ has the zoo's")
-    from zoo.tune import results
-    from zoo.tune.storage import default_url, describe, open_storage
-    from zoo.tune.study import make_pruner, make_sampler, open_study, quiet
+    from zoo.commands.tune import results
+    from zoo.commands.tune.storage import default_url, describe, open_storage
+    from zoo.commands.tune.study import make_pruner, make_sampler, open_study, quiet
 
     quiet()
     url = args.storage or default_url(folder)
@@ -171,7 +171,7 @@ def main(argv: list[str]) -> None:
     print(f"Study {settings['study']} ({describe(url)}): {n} trials of {', '.join(space)}; "
           f"{args.sampler} sampling, {'no' if args.pruner == 'none' else args.pruner} pruning, {settings['metric']} {settings['direction']}d; "
           f"runs in {results.shown(folder / 'trials')}", flush=True)
-    from zoo.tune.worker import Worker
+    from zoo.commands.tune.worker import Worker
 
     try:
         ran = Worker(study, settings, folder, n, args.pruner).run()

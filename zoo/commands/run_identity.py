@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from zoo.app.runs import run_config, runs_with
+from zoo.commands.runs import run_config, runs_with
 from zoo_common import class_name
 
 #: ``--ckpt_path best|last`` as the command line gave it, before it became a path: (which, root, model, data)

@@ -1,4 +1,5 @@
-"""A command that trained nothing and wrote no result leaves no run folder, and a failed evaluation no event file."""
+"""Callbacks of the run folder: its ``config.yaml`` (``SaveRunConfig``), and none left by a command that trained
+nothing and wrote no result (``RemoveEmptyRun``), nor an event file by a failed evaluation."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from zoo.app.runs import LOG_DIR
+from zoo.training.runs import LOG_DIR
 
 
 class RemoveEmptyRun(L.Callback):
@@ -90,3 +92,28 @@ class RemoveEmptyRun(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
                 logger.experiment.close()
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """``config.yaml`` in the run's folder: when training starts; for an evaluation or a prediction, at its end
+    and only in a new folder (a run's own config stays as it trained), so a command that fails makes none."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
+    def _after(self, trainer, pl_module) -> None:
+        stage = trainer.state.fn.value
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        if log_dir is not None and not os.path.isfile(os.path.join(log_dir, self.config_filename)):
+            super().setup(trainer, pl_module, stage)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "validate":
+            self._after(trainer, pl_module)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._after(trainer, pl_module)
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self._after(trainer, pl_module)

@@ -8,7 +8,7 @@ import warnings
 
 import optuna
 
-from zoo.tune import space as spaces
+from zoo.commands.tune import space as spaces
 from zoo_common import ConfigError
 
 SAMPLERS = ("random", "tpe", "grid")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from torch import nn
 
-from zoo.models.batchnorm import BatchNorm
+from zoo.layers.batchnorm import BatchNorm
 
 
 class BatchNormSync(TorchSyncBatchNorm):

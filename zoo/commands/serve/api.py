@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zoo.serve.decode import BadUpload, from_bytes
-from zoo.serve.model import Eager, Exported
+from zoo.commands.serve.decode import BadUpload, from_bytes
+from zoo.commands.serve.model import Eager, Exported
 
 FIELD = "image"
 
