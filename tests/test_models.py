@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import zoo
 from tests import reference_nets as ref
+from tests.conftest import REPO, SHARED_DATASETS
+import datamodules  # noqa: F401  (registers the DataModules)
 from zoo import ClassificationModule
-from zoo_common import get_model, list_models, register_model
+from zoo_common import InputShapeError, get_datamodule, get_model, list_models, register_model
 
 CLASSIFIERS = [n for n in list_models() if issubclass(get_model(n), ClassificationModule)]
-# (in_channels, native size, classes) of Fashion-MNIST / MNIST and CIFAR-10
-DATA_SHAPES = {"FashionMNIST": (1, 28, 10), "MNIST": (1, 28, 10), "CIFAR10": (3, 32, 10)}
-NIN_MIN = 67
+# the built-in image datasets' inputs, from their DataModules: (in_channels, native size, classes)
+DATA_SHAPES = {n: (get_datamodule(n).in_channels, get_datamodule(n).native_size, len(get_datamodule(n).classes))
+               for n in ("FashionMNIST", "MNIST", "CIFAR10")}
 
 
 def _size_for(name: str, native: int) -> int:
-    return max(native, NIN_MIN) if name == "NiN" else native  # NiN needs a resize, as in the book
+    return max(native, get_model(name).min_input_size)  # NiN needs a resize, as in the book
 
 
 @pytest.mark.parametrize("dataset", DATA_SHAPES)
@@ -38,10 +47,58 @@ def test_forward_backward_on_each_dataset_shape(name, dataset):
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
 
 
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_the_declared_minimum_input_size_is_the_smallest_that_runs(name):
+    cls = get_model(name)
+    assert cls.min_input_size >= 1
+    cls(input_size=cls.min_input_size).eval()(torch.rand(2, 1, cls.min_input_size, cls.min_input_size))
+    if cls.min_input_size > 1:
+        with pytest.raises(InputShapeError, match=f"{name}"):
+            cls(input_size=cls.min_input_size - 1)
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.net.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_the_declared_head_is_what_depends_on_the_class_count(name):
+    """The tensors whose shape follows num_classes are the head's, and only those: what fine-tuning replaces."""
+    cls = get_model(name)
+    size = max(28, cls.min_input_size)
+    ten, seven = _shapes(cls(num_classes=10, input_size=size)), _shapes(cls(num_classes=7, input_size=size))
+    changed = {k for k in ten if ten[k] != seven[k]}
+    head = cls(input_size=size).head_prefix
+    assert changed and all(k.startswith(head) for k in changed), (head, sorted(changed))
+    assert {k for k in ten if k.startswith(head) and k.endswith("weight") and len(ten[k]) > 1} <= changed
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_the_declared_stem_is_the_first_convolution(name):
+    """The one tensor whose shape follows the input channels is the stem's weight (what is adapted 1 <-> 3)."""
+    cls = get_model(name)
+    size = max(28, cls.min_input_size)
+    gray, colour = _shapes(cls(in_channels=1, input_size=size)), _shapes(cls(in_channels=3, input_size=size))
+    changed = {k for k in gray if gray[k] != colour[k]}
+    first_conv = next((f"{n}.weight" for n, m in cls(input_size=size).net.named_modules() if isinstance(m, nn.Conv2d)), "")
+    stem = cls(input_size=size).stem_key
+    assert stem == first_conv
+    if stem:
+        assert changed == {stem} and len(gray[stem]) == 4 and gray[stem][1] == 1 and colour[stem][1] == 3
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_each_model_declares_where_it_comes_from(name):
+    cls = get_model(name)
+    assert cls.__doc__ and cls.__doc__.strip(), "a docstring: its first line is its `zoo list` line"
+    assert cls.book == "" or cls.book.replace(".", "").isdigit(), cls.book
+    assert (cls.min_input_size == 0) == (not issubclass(cls, ClassificationModule))
+
+
 def test_nin_refuses_small_inputs_with_a_fix():
     with pytest.raises(ValueError, match="at least 67 x 67.*--data.resize"):
-        zoo.NiN(input_size=NIN_MIN - 1)
-    zoo.NiN(input_size=NIN_MIN)
+        zoo.NiN(input_size=66)
+    zoo.NiN(input_size=67)
 
 
 def test_lenet_refuses_inputs_too_small():
@@ -127,3 +184,45 @@ def test_catalogue_lists_every_model(capsys):
     for name in list_models():
         doc = get_model(name).__doc__.strip().splitlines()[0]
         assert f"{name}" in out and doc in out
+
+
+def test_the_readme_model_table_is_what_the_classes_declare():
+    from zoo.commands.listing import readme_table
+
+    readme = (REPO / "README.md").read_text()
+    assert f"<!-- models_table:start -->\n{readme_table()}\n<!-- models_table:end -->" in readme
+
+
+def test_a_model_is_one_file(tmp_path):
+    """zoo/models/mlp.py copied to tiny.py with its class renamed, nothing else touched: the new model is listed,
+    trains, and passes every per-model test (in a copy of the checkout, so this one is left as it is)."""
+    copy = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", "lightning_logs", "*.egg-info")
+    for part in ("zoo", "datamodules", "tests", "configs"):
+        shutil.copytree(REPO / part, copy / part, ignore=ignore)
+    shutil.copy2(REPO / "zoo_common.py", copy)
+    source = (copy / "zoo" / "models" / "mlp.py").read_text()
+    (copy / "zoo" / "models" / "tiny.py").write_text(re.sub(r"\bMLP\b", "TinyMLP", source))
+    env = {**os.environ, "PYTHONPATH": str(copy), "CUDA_VISIBLE_DEVICES": ""}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+
+    listed = run("-m", "zoo.cli", "list")
+    assert listed.returncode == 0 and "\n  TinyMLP " in listed.stdout, listed.stdout + listed.stderr
+    photos = copy / "photos"
+    for split, n in (("train", 6), ("test", 2)):
+        for label, shade in (("dark", 40), ("light", 210)):
+            (photos / split / label).mkdir(parents=True)
+            for i in range(n):
+                Image.new("L", (20, 20), shade + i).save(photos / split / label / f"{i}.png")
+    fit = run("-m", "zoo.cli", "fit", "--model", "TinyMLP", "--data", "ImageFolder", "--data.root", str(photos),
+              "--data.crop_size", "16", "--data.channels", "1", "--trainer.fast_dev_run", "1")
+    assert fit.returncode == 0, fit.stdout[-2000:] + fit.stderr[-2000:]
+    if (SHARED_DATASETS / "FashionMNIST").is_dir():  # the command as a user types it, on the real files
+        fit = run("-m", "zoo.cli", "fit", "--model", "TinyMLP", "--data", "FashionMNIST", "--data.root",
+                  str(SHARED_DATASETS), "--trainer.fast_dev_run", "1")
+        assert fit.returncode == 0, fit.stdout[-2000:] + fit.stderr[-2000:]
+    tests = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_models.py", "-k", "TinyMLP")
+    assert tests.returncode == 0 and re.search(r"\b[1-9]\d* passed", tests.stdout), tests.stdout[-3000:]
+    assert "TinyMLP" in run("-m", "pytest", "-q", "--collect-only", "tests/test_models.py", "-k", "TinyMLP").stdout
