@@ -234,10 +234,10 @@ def test_zoo_reproduce_retrains_the_same_bits(key, tmp_path):
     assert (tmp_path / "runs" / key / "fit.log").exists()
 
 
-def test_the_readme_table_is_the_catalogue():
+def test_the_documentation_table_is_the_catalogue():
     from zoo.weights.table import readme_table
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "weights.md").read_text()
     assert f"<!-- weights_table:start -->\n{readme_table()}\n<!-- weights_table:end -->" in readme
 
 

@@ -109,10 +109,10 @@ def build_entry(recipe: Recipe, runs: Path, root: str, records: dict[str, dict])
 
 
 def write_readme_table() -> None:
-    """The README's table of the zoo, between its markers, from the catalogue."""
+    """The documentation's table of the zoo (docs/weights.md), between its markers, from the catalogue."""
     from zoo.weights.table import readme_table
 
-    readme = REPO / "README.md"
+    readme = REPO / "docs" / "weights.md"
     text = readme.read_text()
     start, end = "<!-- weights_table:start -->", "<!-- weights_table:end -->"
     head, rest = text.split(start, 1)

@@ -64,7 +64,7 @@ def compare_line(model_name: str, weights: str | None, metrics: dict) -> str | N
 
 
 def readme_table() -> str:
-    """The README's table of the zoo, from the catalogue (a test checks that the README holds this text)."""
+    """The table of the zoo in docs/weights.md, from the catalogue (a test checks that the page holds this text)."""
     from zoo.weights.recipes import BOOK
 
     lines = ["| model | `--model.weights` | data | settings | test acc | mean ± std over seeds | the book | params | file |",
