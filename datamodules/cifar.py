@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from datamodules.files import Archive, DatasetError, ensure_archive
-from datamodules.image import ImageDataModule
+from datamodules.image import ImageDataModule, with_defaults_of
 from zoo_common import register_datamodule
 
 FILES = Archive(
@@ -68,28 +68,23 @@ class CIFAR10(ImageDataModule):
 
     def __init__(
         self,
-        root: str = "data",
         batch_size: int = 128,
-        val_size: int = 5000,
-        seed: int = 0,
         normalize: bool = True,
-        mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
-        resize: int | None = None,
-        download: bool = True,
         crop_padding: int = 4,
         hflip: float = 0.5,
         brightness: float = 0.2,
         contrast: float = 0.2,
         saturation: float = 0.2,
         hue: float = 0.05,
-        predict_path: str | None = None,
+        **kwargs,
     ) -> None:
-        """Same options as every image DataModule (see ``FashionMNIST``); here augmentation is on by default."""
-        super().__init__(root=root, batch_size=batch_size, val_size=val_size, seed=seed, normalize=normalize,
-                         mean=mean, std=std, resize=resize, download=download, crop_padding=crop_padding,
-                         hflip=hflip, brightness=brightness, contrast=contrast, saturation=saturation, hue=hue,
-                         predict_path=predict_path)
+        super().__init__(batch_size=batch_size, normalize=normalize, crop_padding=crop_padding, hflip=hflip,
+                         brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, **kwargs)
+
+    __init__.__doc__ = with_defaults_of(
+        "Every image DataModule's options (``ImageDataModule``); CIFAR-10's own defaults: batch 128, normalised\n"
+        "        with its statistics, cropped after padding 4, flipped and colour-jittered.",
+        "batch_size", "normalize", "crop_padding", "hflip", "brightness", "contrast", "saturation", "hue")
 
     def prepare_data(self) -> None:
         ensure_archive(self.files, self.root, download=self.download)

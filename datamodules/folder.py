@@ -98,25 +98,19 @@ class ImageFolder(ImageDataModule):
         channels: int = 3,
         batch_size: int = 64,
         val_size: int | float = 0.1,
-        seed: int = 0,
         normalize: bool = True,
-        mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
         random_resized_crop: bool = True,
         scale: tuple[float, float] = (0.08, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        crop_padding: int = 0,
         hflip: float = 0.5,
-        brightness: float = 0.0,
-        contrast: float = 0.0,
-        saturation: float = 0.0,
-        hue: float = 0.0,
         cache_dir: str | None = None,
         workers: int = 0,
         strict: bool = False,
-        predict_path: str | None = None,
+        **kwargs,
     ) -> None:
-        """
+        """The options of every image DataModule (``ImageDataModule``, where the others are described: seed,
+        mean, std, crop_padding, brightness, contrast, saturation, hue, predict_path), and a folder's own:
+
         Args:
             root: folder holding train/<class>/<images>, and optionally val/ and test/ with the same class folders.
             classes: the class folders to use, in this label order (default: all of train/'s, sorted).
@@ -127,21 +121,13 @@ class ImageFolder(ImageDataModule):
             batch_size: examples per batch (per process under DDP).
             val_size: without a val/ folder, the part of train/ held out for validation, stratified by class
                 and seeded: a count of images, or a fraction when below 1.
-            seed: seed of the train/validation split, the shuffling and the augmentation.
             normalize: subtract mean and divide by std (default: ImageNet's statistics).
-            mean: per-channel mean to normalise with.
-            std: per-channel std to normalise with.
             random_resized_crop: training: torchvision's RandomResizedCrop to crop_size (else the center crop).
                 Also the better default for 32 px photos, measured against pad-and-crop (benchmarks/RESULTS.md,
                 "Small photos"); for that one: --data.random_resized_crop false --data.crop_padding 4.
             scale: RandomResizedCrop's range of the crop's area, as a fraction of the image.
             ratio: RandomResizedCrop's range of the crop's aspect ratio (width / height).
-            crop_padding: training only: zero-pad by this many pixels, then crop back at a random place (0: off).
             hflip: training only: probability of a horizontal flip (0: off).
-            brightness: training only: brightness factor drawn from [max(0, 1 - b), 1 + b] (0: off).
-            contrast: training only: contrast factor drawn from [max(0, 1 - c), 1 + c] (0: off).
-            saturation: training only: saturation factor drawn from [max(0, 1 - s), 1 + s] (0: off).
-            hue: training only: hue shift drawn from [-h, h], h <= 0.5 (0: off).
             cache_dir: where the decoded images are kept (default: ~/.cache/d2l-zoo/images); the data folder
                 itself may be read-only.
             workers: threads that decode images while the cache is built (0: one per CPU).
@@ -158,10 +144,8 @@ class ImageFolder(ImageDataModule):
         self.native_size = image_size
         if channels == 1:
             self.mean, self.std = (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
-        super().__init__(root=root, batch_size=batch_size, val_size=val_size, seed=seed, normalize=normalize,
-                         mean=mean, std=std, resize=None, download=False, crop_padding=crop_padding, hflip=hflip,
-                         brightness=brightness, contrast=contrast, saturation=saturation, hue=hue,
-                         predict_path=predict_path)
+        super().__init__(root=root, batch_size=batch_size, val_size=val_size, normalize=normalize, hflip=hflip,
+                         resize=None, download=False, **kwargs)
         # the base class saved its own arguments too; keep exactly this constructor's, to re-create it from a checkpoint
         for name in ("resize", "download"):
             self.hparams.pop(name, None)

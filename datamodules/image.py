@@ -193,3 +193,23 @@ class ImageDataModule(InMemoryDataModule):
             seed = batch_seed(self.seed, trainer.current_epoch, batch, trainer.global_rank)
             generator = torch.Generator(device=x.device).manual_seed(seed)
         return (self.transform(x, train=training, generator=generator), *rest)
+
+
+def with_defaults_of(summary: str, *names: str) -> str:
+    """A subclass's ``__init__`` docstring for the options it only gives other defaults: ``summary``, then each
+    option described as ``ImageDataModule`` describes it (written once, there; ``--help`` reads this)."""
+    doc = ImageDataModule.__init__.__doc__ or ""
+    described: dict[str, list[str]] = {}
+    current = None
+    for line in doc.split("Args:", 1)[-1].splitlines():
+        name, colon, text = line.strip().partition(":")
+        if colon and line.startswith(" " * 12) and not line.startswith(" " * 13) and name.isidentifier():
+            current = name
+            described[current] = [text.strip()]
+        elif current and line.strip():
+            described[current].append(line.strip())
+    missing = [n for n in names if n not in described]
+    if missing:
+        raise AssertionError(f"ImageDataModule does not describe {missing}")
+    args = "\n".join(f"            {n}: {' '.join(described[n])}" for n in names)
+    return f"{summary}\n\n        Args:\n{args}\n        "
