@@ -58,7 +58,7 @@ def timed(run, batch: torch.Tensor, repeat: int) -> float:
 def server_rate(url: str, files: list[bytes], clients: int = 8, per_client: int = 50) -> tuple[float, float]:
     """(requests per second with `clients` at once, median latency of one request alone, ms)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.test_serve import post
+    from tests.commands.serve.test_command import post
 
     alone = []
     for i in range(50):
@@ -91,7 +91,7 @@ def main() -> None:
     root = str(Path(args.root).resolve())
     from torchvision.datasets import FashionMNIST
 
-    from tests.test_serve import free_port, start
+    from tests.commands.serve.test_command import free_port, start
     from zoo.commands.export.formats import Runner
 
     test = FashionMNIST(root, train=False)

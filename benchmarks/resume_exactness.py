@@ -3,7 +3,7 @@
     python benchmarks/resume_exactness.py
 
 Writes the ``resume_exactness`` section of benchmarks/RESULTS.md. The runs are those of
-``tests/resume_runs.py``: MnistCNN (with dropout) on CIFAR-10-shaped data in the real format, every
+``tests/helpers/resume_runs.py``: MnistCNN (with dropout) on CIFAR-10-shaped data in the real format, every
 augmentation on, momentum SGD, 2 epochs, 1 process and 2 DDP processes (gloo, configs/trainer/ddp_cpu.yaml).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import machine, write_section  # noqa: E402
-from tests.resume_runs import KillPoint, killed_and_resumed, prepare, reference_run  # noqa: E402
+from tests.helpers.resume_runs import KillPoint, killed_and_resumed, prepare, reference_run  # noqa: E402
 
 # (processes, every N steps, kill points); 12 steps an epoch on 1 process, 6 on each of 2
 PLAN = [

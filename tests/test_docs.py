@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from datamodules.augment import Augmentation
-from tests.conftest import cli
+from tests.helpers import cli
 
 pytestmark = [
     pytest.mark.gpu,

@@ -1,0 +1,204 @@
+"""zoo serve as a user runs it: a subprocess on a free local port, a real HTTP client, answers equal to zoo
+predict's CSV rows, bad uploads answered 4xx while the server goes on, and a bounded load test."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+pytest.importorskip("litserve")
+
+from tests.helpers import SHARED_DATASETS  # noqa: E402
+
+WEIGHTS = ["--model", "LeNet", "--model.weights", "FASHIONMNIST_V1", "--data", "FashionMNIST"]
+pytestmark = pytest.mark.skipif(not (SHARED_DATASETS / "FashionMNIST").is_dir(), reason="needs ../shared/datasets")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, fields: dict, content_type: str | None = None, raw: bytes | None = None) -> tuple[int, dict]:
+    """A multipart POST with the standard library: (status, JSON answer)."""
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, data = value
+            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
+                     "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+        else:
+            body += f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+    body += f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=raw if raw is not None else body, method="POST", headers={
+        "Content-Type": content_type or f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Test images as files: PNGs at the native size, a larger colour JPEG, a wide gray PNG."""
+    from torchvision.datasets import FashionMNIST
+
+    folder = tmp_path_factory.mktemp("photos")
+    test = FashionMNIST(str(SHARED_DATASETS), train=False)
+    for i in range(6):
+        test[i][0].save(folder / f"test_{i}.png")
+    test[6][0].convert("RGB").resize((90, 90)).save(folder / "colour big.jpg", quality=95)
+    test[7][0].resize((56, 28)).save(folder / "wide.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def predicted(photos, tmp_path_factory):
+    """zoo predict's rows for the same files, top 3."""
+    out = tmp_path_factory.mktemp("predict") / "p.csv"
+    done = subprocess.run([sys.executable, "-m", "zoo.cli", "predict", *WEIGHTS, "--data.predict_path", str(photos),
+                           "--top_k", "3", "--output", str(out)], capture_output=True, text=True, timeout=300,
+                          cwd=out.parent)
+    assert done.returncode == 0, done.stderr
+    with open(out) as f:
+        return {os.path.basename(row["file"]): row for row in csv.DictReader(f)}
+
+
+def start(args: list[str], cwd) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "zoo.cli", "serve", *args, "--port", str(port),
+                               "--max_upload_mb", "0.05"], cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stdout.read()
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return server, url
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("the server did not become healthy in 120 s")
+
+
+@pytest.fixture(scope="module", params=["onnx", "eager"])
+def server(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    if request.param == "onnx":
+        done = subprocess.run([sys.executable, "-m", "zoo.cli", "export", *WEIGHTS, "--data.root",
+                               str(SHARED_DATASETS), "--output", str(folder / "lenet.onnx")], cwd=folder,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        args = ["--exported", str(folder / "lenet.onnx")]
+    else:
+        args = WEIGHTS
+    process, url = start(args, folder)
+    yield url
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def answer_equals_row(answer: dict, row: dict) -> None:
+    for rank, prediction in enumerate(answer["predictions"], start=1):
+        suffix = "" if rank == 1 else f"_{rank}"
+        assert prediction["class"] == row[f"class{suffix}"]
+        assert abs(prediction["probability"] - float(row[f"probability{suffix}"])) <= 1e-6
+
+
+def test_answers_equal_zoo_predicts_rows(server, photos, predicted):
+    assert len(predicted) == 8
+    for name, row in predicted.items():
+        status, answer = post(server + "/predict", {"image": (name, (photos / name).read_bytes()), "top_k": 3})
+        assert status == 200, answer
+        assert len(answer["predictions"]) == 3
+        answer_equals_row(answer, row)
+
+
+def test_bad_uploads_get_4xx_with_one_line_and_the_server_goes_on(server, photos, predicted):
+    good = (photos / "test_0.png").read_bytes()
+    truncated = good[: len(good) // 2]
+    cases = [
+        ({"image": ("notes.txt", b"not an image at all")}, None, None, 400, "not an image"),
+        ({"image": ("empty.png", b"")}, None, None, 400, "empty"),
+        ({"image": ("cut.png", truncated)}, None, None, 400, "not an image"),
+        ({"image": ("huge.png", os.urandom(80_000))}, None, None, 413, "limit"),
+        ({"photo": ("test_0.png", good)}, None, None, 400, "form field 'image'"),
+        ({"image": ("test_0.png", good), "top_k": "many"}, None, None, 400, "top_k"),
+        ({}, "image/png", good, 415, "form field named image"),
+        ({}, "multipart/form-data; boundary=xyz", b"garbage", 400, "multipart"),
+    ]
+    for fields, kind, raw, status, words in cases:
+        got, answer = post(server + "/predict", fields, kind, raw)
+        assert got == status and words in answer["error"], (fields.keys(), got, answer)
+        assert "\n" not in answer["error"] and "/tmp/" not in answer["error"]
+        got, answer = post(server + "/predict", {"image": ("test_0.png", good)})
+        assert got == 200
+        answer_equals_row(answer, predicted["test_0.png"])
+
+
+def test_eight_clients_at_once_lose_no_request(server, photos, predicted):
+    """8 threads, 40 requests each; one client sends only bad uploads, which share batches with good ones."""
+    files = {name: (photos / name).read_bytes() for name in predicted}
+    names = sorted(files)
+    failures, answered = [], [0]
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        for i in range(40):
+            if c == 7:
+                status, answer = post(server + "/predict", {"image": ("bad.png", b"\x89PNG nothing")})
+                ok = status == 400
+            else:
+                name = names[(c + i) % len(names)]
+                status, answer = post(server + "/predict", {"image": (name, files[name]), "top_k": 3})
+                try:
+                    answer_equals_row(answer, predicted[name])
+                    ok = status == 200
+                except (AssertionError, KeyError):
+                    ok = False
+            with lock:
+                answered[0] += 1
+                if not ok:
+                    failures.append((c, i, status, answer))
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert answered[0] == 320 and failures == []
+
+
+@pytest.mark.parametrize("host,words", [("127.0.0.1", "is in use (another server?)"),
+                                        ("no-such-host.invalid", "--host no-such-host.invalid: not an address")])
+def test_a_port_in_use_or_a_bad_host_is_one_line_before_the_model_loads(tmp_path, host, words):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "zoo.cli", "serve", *WEIGHTS, "--host", host, "--port",
+                               str(port)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], done.stderr
+    assert "Serving" not in done.stdout + done.stderr and "Weights from" not in done.stderr
