@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import shlex
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CONFIGS, ENV, QUIET, cli, make_mnist_like, run_main, zoo
+from tests.helpers import (
+    CONFIGS,
+    ENV,
+    QUIET,
+    cli,
+    in_namespace,
+    make_mnist_like,
+    run_main,
+    zoo,
+)
 
 LINREG = ["--model", "LinearRegression", "--data", "SyntheticPoints", *QUIET, "--trainer.fast_dev_run", "1"]
 
@@ -199,14 +207,6 @@ def test_fuzz_wrong_values_never_leave_a_trace(capsys):
 
 
 ZOO = [sys.executable, "-m", "zoo.cli"]
-
-
-def in_namespace(script: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``script`` in a mount namespace of its own (its mounts vanish with it); skipped where that is not allowed."""
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
-        pytest.skip("needs `unshare -m` (a private mount namespace) to make a full or read-only filesystem")
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.mark.slow  # starts several processes

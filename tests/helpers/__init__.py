@@ -7,12 +7,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,3 +148,11 @@ def two_tint_photos(root: Path) -> Path:
         for i in range(4):
             Image.new("RGB", (30, 20 + i), color).save(root / "train" / name / f"{i}.png")
     return root
+
+
+def in_namespace(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``script`` in a mount namespace of its own (its mounts vanish with it); skipped where that is not allowed."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs `unshare -m` (a private mount namespace) to make a full or read-only filesystem")
+    return subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=300)

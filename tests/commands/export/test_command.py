@@ -181,7 +181,7 @@ def test_bad_export_commands_are_one_line_and_exit_2(tmp_path):
 @pytest.mark.slow  # an export in a mount namespace of its own, per fault
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_a_full_or_read_only_disk_is_one_line_naming_output_and_leaves_nothing(fault, tmp_path):
-    from tests.test_faults import in_namespace
+    from tests.helpers import in_namespace
 
     disk = tmp_path / "disk"
     disk.mkdir()
