@@ -110,6 +110,11 @@ def test_a_changed_file_is_refused_by_its_recorded_sha256(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(ConfigError, match=r"sha256 .* is not the .* was changed or damaged"):
         contract_of(path)
+    # without FILE.json nothing proves the file is the one checked: refused, or served when asked, saying so
+    (tmp_path / "m.onnx.json").unlink()
+    with pytest.raises(ConfigError, match=r"m.onnx.json is missing.*--unchecked"):
+        contract_of(path)
+    assert contract_of(path, unchecked=True)["classes"] == spec["classes"]
 
 
 class Off:

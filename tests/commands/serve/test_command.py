@@ -15,11 +15,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("litserve")
 
+from tests.commands.serve.test_decode import png_16bit_gray  # noqa: E402
 from tests.helpers import SHARED_DATASETS  # noqa: E402
 
 WEIGHTS = ["--model", "LeNet", "--model.weights", "FASHIONMNIST_V1", "--data", "FashionMNIST"]
@@ -146,11 +148,14 @@ def test_bad_uploads_get_4xx_with_one_line_and_the_server_goes_on(server, photos
         ({"image": ("test_0.png", good), "top_k": "many"}, None, None, 400, "top_k"),
         ({}, "image/png", good, 415, "form field named image"),
         ({}, "multipart/form-data; boundary=xyz", b"garbage", 400, "multipart"),
+        ({"image": ("scan.png", png_16bit_gray(9000, 9000, rows=1))}, None, None, 413, "81.0 megapixels"),
+        ({"image": ("x" * 5000 + ".png", good)}, None, None, 400, "filename is over"),
+        ({"image": ("test_0.png", good), "top_k": "9" * 5000}, None, None, 400, "(5000 characters)"),
     ]
     for fields, kind, raw, status, words in cases:
         got, answer = post(server + "/predict", fields, kind, raw)
         assert got == status and words in answer["error"], (fields.keys(), got, answer)
-        assert "\n" not in answer["error"] and "/tmp/" not in answer["error"]
+        assert "\n" not in answer["error"] and "/tmp/" not in answer["error"] and len(answer["error"]) < 400
         got, answer = post(server + "/predict", {"image": ("test_0.png", good)})
         assert got == 200
         answer_equals_row(answer, predicted["test_0.png"])
@@ -202,3 +207,53 @@ def test_a_port_in_use_or_a_bad_host_is_one_line_before_the_model_loads(tmp_path
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], done.stderr
     assert "Serving" not in done.stdout + done.stderr and "Weights from" not in done.stderr
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, pp in parents.items() if pp == parent]
+        found.update(children)
+        todo += children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_to_the_server_stops_every_process_it_started_and_frees_the_port(tmp_path):
+    """What systemd, Docker and Kubernetes send: the main process alone gets it; nothing it started may stay."""
+    process, url = start(WEIGHTS, tmp_path)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        children = _descendants(process.pid)
+        assert len(children) >= 2, children  # web server(s), inference worker, ...
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(30)
+        deadline = time.monotonic() + 30
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [c for c in children if _alive(c)], "processes of the server outlived it"
+        assert process.returncode == 143 and "stopped by SIGTERM" in process.stdout.read()
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))  # free again
+    finally:  # whatever is left of its session (all of it, when the test has failed)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zoo.commands.serve.decode import BadUpload, from_bytes
+from zoo.commands.serve.decode import MAX_MEGAPIXELS, BadUpload, from_bytes
 from zoo.commands.serve.model import Eager, Exported
 
 FIELD = "image"
@@ -28,9 +28,11 @@ class Rejected:
 
 
 class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitServe reads the Request type
-    def __init__(self, spec: dict, source, top_k: int = 1, threads: int | None = None, **batching) -> None:
+    def __init__(self, spec: dict, source, top_k: int = 1, threads: int | None = None,
+                 max_megapixels: float = MAX_MEGAPIXELS, **batching) -> None:
         super().__init__(**batching)
         self.contract, self.source, self.top_k, self.threads = spec, source, top_k, threads
+        self.max_megapixels = max_megapixels
         self.classes = spec["classes"]
 
     def setup(self, device) -> None:
@@ -48,11 +50,13 @@ class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitS
             if k < 1:
                 raise ValueError
         except (TypeError, ValueError):
-            return Rejected(400, f"top_k={k!r}: give a whole number >= 1")
+            shown = repr(k) if len(repr(k)) <= 40 else f"{repr(k)[:40]}... ({len(str(k))} characters)"
+            return Rejected(400, f"top_k={shown}: give a whole number >= 1")
         try:
-            return from_bytes(upload.file.read(), self.contract, upload.filename or ""), min(k, len(self.classes))
+            image = from_bytes(upload.file.read(), self.contract, _short(upload.filename or ""), self.max_megapixels)
+            return image, min(k, len(self.classes))
         except BadUpload as e:
-            return Rejected(400, str(e))
+            return Rejected(e.status, str(e))
 
     def batch(self, inputs):
         return inputs
@@ -75,6 +79,11 @@ class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitS
         best, index = probabilities.topk(k)
         return {"predictions": [{"class": self.classes[c], "probability": p}
                                 for c, p in zip(index.tolist(), best.tolist())]}
+
+
+def _short(name: str, most: int = 80) -> str:
+    """A client's file name as a message shows it: whole up to ``most`` characters."""
+    return name if len(name) <= most else f"{name[:most - 20]}...{name[-17:]}"
 
 
 async def _reply(send: Send, status: int, reason: str) -> None:
@@ -134,11 +143,25 @@ class UploadCheck:
             ok = upload is not None and not isinstance(upload, str)
             await form.close()
         except Exception as e:  # noqa: BLE001 (a malformed form)
-            return await _reply(send, 400, f"not a readable multipart form ({getattr(e, 'detail', e)})")
+            reason = str(getattr(e, "detail", e))
+            if _long_filename(body):
+                reason = f"a part's filename is over {MAX_FILENAME} characters; send the file under a shorter name"
+            return await _reply(send, 400, f"not a readable multipart form ({reason})")
         if not ok:
             return await _reply(send, 400, f"no file in the form field {FIELD!r}: "
                                            f"curl -F {FIELD}=@photo.jpg http://HOST:PORT{self.path}")
         await self.app(scope, replay(), send)
+
+
+#: python-multipart gives up on a part header (its filename) longer than this; the server says so
+MAX_FILENAME = 4000
+
+
+def _long_filename(body: bytes) -> bool:
+    """Whether a part's header names a file of more than MAX_FILENAME characters (what makes the form unreadable)."""
+    import re
+
+    return any(len(m) > MAX_FILENAME for m in re.findall(rb'filename="([^"\r\n]*)', body[:2**20]))
 
 
 def mb(value: float) -> int:

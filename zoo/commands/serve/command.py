@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import socket
 import sys
 from pathlib import Path
 
+from zoo.commands.serve.decode import MAX_MEGAPIXELS
 from zoo_common import ConfigError
 
 USAGE = """usage: zoo serve [--exported FILE | MODEL OPTIONS] [--host H] [--port P] [--top_k K] [--max_batch_size B]
@@ -25,6 +27,8 @@ What to serve:
   --batch_timeout S   how long the first request of a batch waits for others, in seconds (default 0.005)
   --max_upload_mb M   larger uploads get 413 (default 10)
   --threads T         CPU threads for inference (default: PyTorch's / ONNX Runtime's own choice)
+  --max_megapixels N  larger images get 413, known from their header before decoding (default 40)
+  --unchecked         serve an exported file whose FILE.json (its recorded sha256) is missing
 
 POST /predict with the image as form field `image` (curl -F image=@photo.jpg http://127.0.0.1:8000/predict);
 GET /health answers "ok" once the model is loaded.
@@ -41,6 +45,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--batch_timeout", type=float, default=0.005)
     parser.add_argument("--max_upload_mb", type=float, default=10)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--max_megapixels", type=float, default=MAX_MEGAPIXELS)
+    parser.add_argument("--unchecked", action="store_true")
     try:
         ours, rest = parser.parse_known_args(argv)
     except SystemExit:
@@ -50,8 +56,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             raise ConfigError(f"--{name} {getattr(ours, name)}: give a whole number >= {low}")
     if not 0 < ours.port < 65536:
         raise ConfigError(f"--port {ours.port}: give a port between 1 and 65535")
-    if ours.batch_timeout < 0 or not ours.max_upload_mb > 0:
-        raise ConfigError("--batch_timeout must be >= 0 and --max_upload_mb > 0")
+    if ours.batch_timeout < 0 or not ours.max_upload_mb > 0 or not ours.max_megapixels > 0:
+        raise ConfigError("--batch_timeout must be >= 0, --max_upload_mb and --max_megapixels > 0")
     if ours.exported and rest:
         raise ConfigError(f"--exported serves the file alone; leave out {' '.join(rest)}")
     return ours, rest
@@ -91,7 +97,7 @@ def main(argv: list[str]) -> None:
         from zoo.commands.serve.model import contract_of
 
         path = Path(ours.exported)
-        run(contract_of(path), path.resolve(), ours, f"{path}")
+        run(contract_of(path, unchecked=ours.unchecked), path.resolve(), ours, f"{path}")
         return
     from zoo.commands.export import graph
     from zoo.commands.lightning import with_model
@@ -108,17 +114,54 @@ def main(argv: list[str]) -> None:
     with_model(rest, serve)
 
 
+_terminated = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM (systemd, Docker, Kubernetes, a scheduler): the server stops as on Ctrl-C, every process with it."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _stop_children(grace: float = 10.0) -> None:
+    """Any process this one started that is still running (a signal during LitServe's start-up, before its own
+    shutdown is armed): asked to stop, then killed."""
+    import multiprocessing
+    import time
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+
+
 def run(spec: dict, source, options: argparse.Namespace, what: str) -> None:
     import litserve as ls
 
     from zoo.commands.serve.api import ClassifierAPI, UploadCheck, mb
 
     api = ClassifierAPI(spec, source, top_k=options.top_k, threads=options.threads,
+                        max_megapixels=options.max_megapixels,
                         max_batch_size=options.max_batch_size, batch_timeout=options.batch_timeout)
     server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=60,
                           middlewares=[(UploadCheck, {"max_bytes": mb(options.max_upload_mb)})])
     url = f"http://{options.host}:{options.port}"
     print(f"Serving {spec['model']} on {len(spec['classes'])} classes from {what} at {url}/predict "
           f"(health: {url}/health); Ctrl-C stops it", file=sys.stderr, flush=True)
-    server.run(host=options.host, port=options.port, generate_client_file=False,
-               log_level="warning")
+    # LitServe stops its web servers, inference worker and manager on KeyboardInterrupt; SIGTERM reaches only
+    # this process, so it is turned into one (the children would otherwise keep the port and go on answering)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        server.run(host=options.host, port=options.port, generate_client_file=False, log_level="warning")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop_children()
+    if _terminated:
+        print("zoo serve: stopped by SIGTERM", file=sys.stderr, flush=True)
+        raise SystemExit(143)

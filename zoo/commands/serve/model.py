@@ -13,9 +13,10 @@ from zoo.commands.export.formats import CONTRACT_KEY, Runner, format_of, sidecar
 from zoo_common import ConfigError
 
 
-def contract_of(path: Path) -> dict:
-    """The contract an exported file carries in its metadata, checked against ``FILE.json`` where that exists
-    (its sha256: a file changed since ``zoo export`` wrote it is refused)."""
+def contract_of(path: Path, unchecked: bool = False) -> dict:
+    """The contract an exported file carries in its metadata, checked against ``FILE.json`` (its sha256: a file
+    changed since ``zoo export`` wrote it is refused). Without ``FILE.json`` nothing proves the file is the one
+    that passed the parity check: refused, unless ``unchecked`` (said on the server's log)."""
     fmt = format_of(path)
     if not path.is_file():
         raise ConfigError(f"--exported {path}: no such file; make one with `zoo export`")
@@ -33,7 +34,15 @@ def contract_of(path: Path) -> dict:
         raise ConfigError(f"--exported {path}: not a file written by `zoo export` ({type(e).__name__}: "
                           f"{str(e)[:120]}); export the model again") from None
     sidecar = sidecar_of(path)
-    if sidecar.is_file():
+    if not sidecar.is_file():
+        if not unchecked:
+            raise ConfigError(f"--exported {path}: {sidecar.name} is missing, which holds the sha256 that `zoo export` "
+                              "recorded after its parity check, so nothing shows the file is the one it checked; keep "
+                              f"{sidecar.name} beside it, export again, or pass --unchecked to serve it anyway")
+        import sys
+
+        print(f"zoo serve: {path} served unchecked (no {sidecar.name}: its sha256 is not compared)", file=sys.stderr)
+    else:
         from zoo.weights.catalogue import sha256_of
 
         expected = json.loads(sidecar.read_text()).get("sha256")
