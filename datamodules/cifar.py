@@ -87,7 +87,8 @@ class CIFAR10(ImageDataModule):
         "batch_size", "normalize", "crop_padding", "hflip", "brightness", "contrast", "saturation", "hue")
 
     def prepare_data(self) -> None:
-        ensure_archive(self.files, self.root, download=self.download)
+        if self.needs_files():
+            ensure_archive(self.files, self.root, download=self.download)
 
     def load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         folder = Path(self.root) / self.files.folder

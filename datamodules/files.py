@@ -24,8 +24,7 @@ from pathlib import Path
 
 from torchvision.datasets.utils import calculate_md5
 
-from zoo_common import atomic_write
-from zoo_common import ZooError
+from zoo_common import ZooError, atomic_write
 
 
 class DatasetError(ZooError, RuntimeError):

@@ -204,7 +204,10 @@ class ImageFolder(ImageDataModule):
         folder = self.root_path / split
         if split == "train" or not folder.is_dir():
             return folder if split == "train" else None
-        have, want = set(class_folders(folder)), set(self._train_classes())
+        # the classes are train/'s, or those a checkpoint or a card names where there is no train/ (`zoo test`
+        # on a folder with only test/)
+        have = set(class_folders(folder))
+        want = set(self.classes if not (self.root_path / "train").is_dir() else self._train_classes())
         if have != want:
             missing, extra = sorted(want - have), sorted(have - want)
             raise self._layout_error(f"{folder} has other class folders than train/ (missing {missing}, extra {extra})")
@@ -220,7 +223,8 @@ class ImageFolder(ImageDataModule):
         folder = self._split_dir(split)
         if folder is None:
             return None
-        self._train_classes()  # the layout's errors before any listing
+        if split == "train" or (self.root_path / "train").is_dir():
+            self._train_classes()  # the layout's errors before any listing
         skipped: dict[str, str] = {}
         entries = list_split(folder, list(self.classes), skipped)
         self._skip(skipped)
@@ -235,7 +239,10 @@ class ImageFolder(ImageDataModule):
 
     def prepare_data(self) -> None:
         # once per node (Lightning): every rank of the node then memory-maps the same files in setup
-        for split in SPLITS:
+        if not self.needs_files():
+            return
+        evaluating = self.trainer is not None and (self.trainer.testing or self.trainer.predicting)
+        for split in ("test",) if evaluating else SPLITS:  # `zoo test` reads test/ alone
             self._cached(split, build=True)
 
     # --- the splits ------------------------------------------------------------------------------

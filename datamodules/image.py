@@ -106,6 +106,11 @@ class ImageDataModule(InMemoryDataModule):
         """Return (uint8 images N x C x H x W, int64 labels N) of the official train or test set."""
         raise NotImplementedError
 
+    def needs_files(self) -> bool:
+        """Whether this command reads the dataset: classifying the user's own images (``zoo predict
+        --data.predict_path``) needs the class names, not the dataset's files."""
+        return not (self.trainer is not None and self.trainer.predicting and self.predict_path is not None)
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
             images, labels = self.load(train=True)

@@ -17,9 +17,8 @@ class IDXImageDataModule(ImageDataModule):
 
     def prepare_data(self) -> None:
         # Runs once per node before setup: the only place that downloads or copies files.
-        if self.trainer is not None and self.trainer.predicting and self.predict_path is not None:
-            return  # classifying the user's images needs the class names, not the dataset
-        ensure_files(self.files, self.root, download=self.download)
+        if self.needs_files():
+            ensure_files(self.files, self.root, download=self.download)
 
     def load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         prefix = "train" if train else "t10k"

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from datamodules.idx import read_idx
-from tests.helpers import ENV, REPO, SHARED_DATASETS
+from tests.helpers import ENV, REPO, SHARED_DATASETS, cli
 from zoo.weights import catalogue
 from zoo.weights.catalogue import CatalogueError, Entry
 from zoo_common import get_model
@@ -96,24 +96,55 @@ def test_zoo_test_with_a_weights_name_prints_the_card_accuracy(tmp_path):
     assert f"test acc {entry.metrics['test_acc']:.4f} on 10,000 images; its card: {entry.metrics['test_acc']:.4f}" in out.stdout + out.stderr
 
 
-def test_predict_with_a_weights_name_needs_only_the_images(tmp_path):
-    """Class names come from the card; the dataset itself is not needed to classify one's own images."""
-    entry = catalogue.find("LeNet", "FASHIONMNIST_V1")
+def _card_predictions(entry, images: torch.Tensor) -> list[str]:
+    """The card's network on the card's preprocessing, written out here: the classes it gives ``images``."""
+    net = network(entry).eval()
+    net.load_state_dict(load_file(entry.packaged))
+    x = images.float() / 255
+    if entry.data_args.get("normalize"):
+        x = (x - torch.tensor(entry.data_args["mean"]).view(1, -1, 1, 1)) / torch.tensor(entry.data_args["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        return [entry.classes[i] for i in net(x).argmax(1)]
+
+
+@pytest.mark.parametrize("model, name, data", [("LeNet", "FASHIONMNIST_V1", ["--data", "FashionMNIST"]),
+                                               ("LeNet", "FASHIONMNIST_V1", []),
+                                               ("LeNetBN", "CIFAR10PHOTOS_V1", [])],
+                         ids=["fashion-with-data", "fashion-card-data", "photos-card-data"])
+def test_predict_with_a_weights_name_needs_only_the_images(tmp_path, model, name, data):
+    """Class names and data settings come from the card (its DataModule too, when --data is left out); no
+    dataset is needed anywhere to classify one's own images."""
+    entry = catalogue.find(model, name)
+    channels, size = entry.input["channels"], entry.input["size"]
     g = torch.Generator().manual_seed(0)
     (tmp_path / "imgs").mkdir()
-    images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8, generator=g)
+    images = torch.randint(0, 256, (6, channels, size, size), dtype=torch.uint8, generator=g)
     import torchvision
 
     for i, image in enumerate(images):
         torchvision.io.write_png(image, str(tmp_path / "imgs" / f"{i}.png"))
-    out = zoo(["predict", "--model", "LeNet", "--model.weights", "FASHIONMNIST_V1", "--data", "FashionMNIST",
-               "--data.predict_path", "imgs", "--output", "p.csv"], tmp_path)
-    assert out.returncode == 0, out.stderr
-    net = network(entry)
-    net.load_state_dict(load_file(entry.packaged))
-    expected = [entry.classes[i] for i in net(images.float() / 255).argmax(1)]
+    cli("predict", "--model", model, "--model.weights", name, *data, "--data.predict_path", "imgs", "--output", "p.csv")
     rows = (tmp_path / "p.csv").read_text().splitlines()[1:]
-    assert [r.split(",")[1] for r in rows] == expected
+    assert [r.split(",")[1] for r in rows] == _card_predictions(entry, images)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "images").exists()  # no dataset was fetched
+
+
+def test_zoo_test_with_a_weights_name_on_a_folder_with_only_test(tmp_path):
+    entry = catalogue.find("LeNetBN", "CIFAR10PHOTOS_V1")
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (len(entry.classes) * 2, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = [entry.classes[i % len(entry.classes)] for i in range(len(images))]
+    import torchvision
+
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (tmp_path / "photos" / "test" / label).mkdir(parents=True, exist_ok=True)
+        torchvision.io.write_png(image, str(tmp_path / "photos" / "test" / label / f"{i}.png"))
+    run = cli("test", "--model", "LeNetBN", "--model.weights", "CIFAR10PHOTOS_V1", "--data.root", "photos",
+              "--data.cache_dir", "cache")
+    predicted = _card_predictions(entry, images)
+    expected = sum(p == y for p, y in zip(predicted, labels)) / len(labels)
+    assert run.trainer.callback_metrics["test/acc"].item() == pytest.approx(expected)
+    assert int(run.trainer.callback_metrics["test/samples"]) == len(labels)
 
 
 def one_line(out) -> str:

@@ -18,7 +18,11 @@ from zoo.callbacks.monitoring import (
     ShowDeviceLines,
 )
 from zoo.callbacks.predictions import PredictionsCSV
-from zoo.callbacks.reliability import CheckpointEveryNSteps, CheckpointOnSigterm, StopOnNonFiniteLoss
+from zoo.callbacks.reliability import (
+    CheckpointEveryNSteps,
+    CheckpointOnSigterm,
+    StopOnNonFiniteLoss,
+)
 from zoo.callbacks.runs import RemoveEmptyRun, SaveRunConfig
 
 __all__ = ["DEVICE_LINES", "AnnounceRun", "CheckpointEveryNSteps", "CheckpointOnSigterm", "HparamsWithMetrics",

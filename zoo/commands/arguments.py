@@ -97,8 +97,25 @@ def with_checkpoint(args: list[str]) -> list[str]:
     return args[:first] + extra + args[first:]
 
 
+def data_of_the_card(args: list[str]) -> list[str]:
+    """``--model M --model.weights NAME`` of the zoo's catalogue with no DataModule chosen: the card's DataModule,
+    so that ``zoo predict --model LeNetBN --model.weights CIFAR10PHOTOS_V1 --data.predict_path photos/`` needs
+    nothing else (the card gives its options; predicting on files reads no dataset)."""
+    chosen = dict(named_classes(args))
+    weights = option(args, "--model.weights")[1]
+    if "data" in chosen or not chosen.get("model") or not weights or option(args, "--ckpt_path")[1]:
+        return args
+    from zoo.weights import catalogue
+
+    entry = catalogue.find(class_name(chosen["model"]), weights)
+    if entry is None:
+        return args
+    subcommand = next((i for i, a in enumerate(args) if a in SUBCOMMANDS), -1)
+    return args[:subcommand + 1] + ["--data", entry.data] + args[subcommand + 1:]
+
+
 def prepare(args: list[str]) -> list[str]:
     check_names(args)
     for note in dropped_options(args):
         rank_zero_warn(note)
-    return with_checkpoint(choices_first(args))
+    return with_checkpoint(choices_first(data_of_the_card(args)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 from lightning.pytorch.cli import instantiate_class
 

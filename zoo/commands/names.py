@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from zoo_common import ConfigError, get_datamodule, get_model, import_class, list_datamodules, list_models
+
+from zoo_common import (
+    ConfigError,
+    get_datamodule,
+    get_model,
+    import_class,
+    list_datamodules,
+    list_models,
+)
 
 
 def _options(args: list[str]) -> Iterator[tuple[str, str]]:

@@ -14,7 +14,6 @@ batch.
 
 from __future__ import annotations
 
-
 import torch
 import torch.distributed as dist
 from torch import nn

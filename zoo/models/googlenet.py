@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.training.module import ClassificationModule
 from zoo.layers.blocks import init_cnn
+from zoo.training.module import ClassificationModule
 from zoo_common import register_model
 
 

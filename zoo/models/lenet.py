@@ -15,9 +15,9 @@ from collections.abc import Callable
 from torch import nn
 
 from zoo.layers import blocks as layers
-from zoo.training.module import ClassificationModule
 from zoo.layers.batchnorm import BatchNorm
 from zoo.layers.blocks import Activation, Pooling, init_cnn, output_numel
+from zoo.training.module import ClassificationModule
 from zoo_common import register_model
 
 _SMALL = "Use a larger --data.resize."

@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.layers import blocks as layers
-from zoo.training.module import ClassificationModule
 from zoo.layers.blocks import Activation
+from zoo.training.module import ClassificationModule
 from zoo_common import register_model
 
 

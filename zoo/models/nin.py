@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from zoo.training.module import ClassificationModule
 from zoo.layers.blocks import init_cnn, output_numel
+from zoo.training.module import ClassificationModule
 from zoo_common import register_model
 
 

@@ -20,8 +20,17 @@ from pathlib import Path
 import torch
 
 from zoo.weights import catalogue
-from zoo.weights.card import curve_csv, data_contract, hardware, input_shape, measure_test, network, size_and_cost
-from zoo.weights.card import versions, weights_bytes
+from zoo.weights.card import (
+    curve_csv,
+    data_contract,
+    hardware,
+    input_shape,
+    measure_test,
+    network,
+    size_and_cost,
+    versions,
+    weights_bytes,
+)
 from zoo.weights.recipes import DATASETS, RECIPES, Recipe
 from zoo.weights.train import REPO, data_root, fit_command, run_folder, train
 from zoo_common import atomic_write, atomic_write_text

@@ -25,9 +25,9 @@ import torchvision.models
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from zoo.weights.identify import identify
 from zoo.weights import catalogue
 from zoo.weights.catalogue import sha256_of
+from zoo.weights.identify import identify
 from zoo_common import ZooError, class_name, list_models
 
 # zoo model -> torchvision builder whose state dicts fit its network (the weights come from torchvision's registry)

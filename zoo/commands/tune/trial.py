@@ -10,8 +10,8 @@ from zoo.commands.tune.report import ReportToStudy, current
 
 
 def main(argv: list[str]) -> None:
-    from zoo.commands.messages import report_failure
     from zoo.commands.lightning import main as zoo
+    from zoo.commands.messages import report_failure
 
     trial = current()
     try:
