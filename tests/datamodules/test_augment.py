@@ -93,6 +93,13 @@ def test_parameters_are_per_sample_independent_and_in_range():
     assert len({tuple(o) for o in p["order"].tolist()}) == 24
 
 
+@pytest.mark.parametrize("p", [0.1, 0.8, 1.0])
+def test_the_flip_happens_with_its_probability(p):
+    """p, not 1 - p: at 0.5 (every other test's value) the two are alike."""
+    flips = Augmentation(hflip=p).sample(20_000, generator=torch.Generator().manual_seed(1))["flip"].float().mean()
+    assert abs(flips - p) < 0.015
+
+
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match="hue=0.7 must be in"):
         Augmentation(hue=0.7)

@@ -108,6 +108,34 @@ def test_narrowed_ranges_surround_the_best_values_on_their_scale():
     assert again == narrow
 
 
+@pytest.mark.parametrize("name, reference", [
+    ("random", lambda seed: optuna.samplers.RandomSampler(seed=seed)),
+    ("tpe", lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)),
+])
+def test_a_seeded_sampler_proposes_what_optunas_own_does_with_that_seed(name, reference):
+    """The sampler --sampler NAME --sampler_seed S makes: the same proposals as Optuna's own sampler seeded with
+    S, past TPE's random start-up too (12 finished trials), and other ones with another seed."""
+    from zoo.commands.tune.study import make_sampler
+
+    given = {"optimizer.init_args.lr": {"scale": "log", "low": 0.001, "high": 0.1},
+             "optimizer.init_args.momentum": {"scale": "one_minus_log", "low": 0.5, "high": 0.99},
+             "data.init_args.batch_size": {"scale": "choice", "values": [32, 64, 128]}}
+    space = {option: spaces.check(option, spec) for option, spec in given.items()}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def proposals(sampler) -> list[dict]:
+        study = optuna.create_study(direction="minimize", sampler=sampler)
+        for i in range(14):
+            trial = study.ask()
+            spaces.suggest(trial, space)
+            study.tell(trial, (i * 7919) % 13 / 13.0)  # values that do not depend on the sampler
+        return [t.params for t in study.trials[-4:]]
+
+    mine = proposals(make_sampler(name, space, 3, 5))
+    assert mine == proposals(reference(3))
+    assert mine != proposals(make_sampler(name, space, 4, 5))
+
+
 @pytest.mark.parametrize("spec, words", [
     ({"scale": "log", "low": 0.1, "high": 0.01}, "low 0.1 must be below high 0.01"),
     ({"scale": "log", "low": 0, "high": 1}, "a log scale needs low > 0"),
@@ -141,6 +169,8 @@ def files_under(folder: Path) -> dict[str, str]:
     ("search:\n  optimizer.init_args.lr: {scale: log, low: 0, high: 0.1}\n", [], "needs low > 0"),
     (LR, ["--storage", "postgresql://zoo@127.0.0.1:1/none"], "cannot be reached"),
     (LR, ["--storage", "mysql-but-not-a-url"], "not a storage"),
+    ("search:\n  optimizer.init_args.lr: {scale: log, low: 0.001, high: 0.1\n", [],
+     "-c space.yaml, line 3, column 1: not valid YAML"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, space, extra, words):
     (tmp_path / "space.yaml").write_text(space)

@@ -28,12 +28,11 @@ ONE_MINUS = "1-"  # the study's name of the parameter sampled for a one_minus_lo
 
 
 def is_space_file(path: str) -> bool:
-    """A YAML file whose only top-level key is ``search`` (``zoo fit``'s configs have none)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and "search" in data
+    """A YAML file whose only top-level key is ``search`` (``zoo fit``'s configs have none). A file that is not
+    valid YAML is a ConfigError naming its line and column, whichever kind it was meant to be."""
+    from zoo.commands.names import read_config
+
+    return "search" in read_config(path)
 
 
 def _number(option: str, key: str, value) -> float:
