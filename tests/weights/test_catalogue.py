@@ -310,3 +310,18 @@ def test_zoo_reproduce_on_other_bits_compares_the_accuracy(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert f"sha256 of the retrained file: {real.sha256}" in out and "Different bits" in out
     assert f"Test acc {real.metrics['test_acc']:.4f}, the card's {real.metrics['test_acc']:.4f}: within 0.01" in out
+
+
+def test_a_card_keeps_the_normalisation_its_checkpoint_trained_with():
+    """The card's data settings come from the checkpoint's saved DataModule options: mean and std among them
+    (without them a model trained on normalised inputs is evaluated on raw ones)."""
+    from zoo.weights.card import data_contract
+
+    saved = {"_class_path": "datamodules.MNIST", "root": "data", "batch_size": 64, "normalize": True,
+             "mean": (0.1307,), "std": (0.3081,), "resize": None, "hflip": 0.0}
+    data, contract, classes = data_contract({"datamodule_hyper_parameters": saved})
+    assert data == "MNIST" and classes == [str(d) for d in range(10)]
+    assert contract == {"normalize": True, "mean": (0.1307,), "std": (0.3081,), "resize": None}
+    for entry in catalogue.entries():  # and every shipped card that normalises says with what, per channel
+        if entry.data_args.get("normalize"):
+            assert len(entry.data_args["mean"]) == len(entry.data_args["std"]) == entry.input["channels"], entry.key

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 optuna = pytest.importorskip("optuna", reason="zoo tune needs the .[tune] extra (pip install -e '.[dev]')")
 from optuna.trial import TrialState  # noqa: E402
@@ -161,6 +162,40 @@ def start_tune(args: list[str], cwd: Path) -> subprocess.Popen:
 def files_under(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
             if p.is_file()}
+
+
+def test_a_trial_is_worth_its_best_epoch_and_a_study_goes_the_models_way(tmp_path):
+    from zoo.commands.tune.command import monitored
+    from zoo.commands.tune.study import open_study
+    from zoo.commands.tune.worker import trial_value
+
+    up, down = optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE
+    assert trial_value([0.5, 0.8, 0.7], up) == 0.8 and trial_value([0.9, 0.4, 0.6], down) == 0.4
+    assert monitored({"model": {"class_path": "zoo.LeNet"}}) == ("val/acc", "maximize")
+    assert monitored({"model": {"class_path": "zoo.LinearRegression"}}) == ("val/loss", "minimize")
+    for direction, expected in (("maximize", up), ("minimize", down)):
+        settings = {"space": "{}", "fit_args": [], "metric": "val/acc", "direction": direction}
+        study = open_study(f"s-{direction}", optuna.storages.InMemoryStorage(), settings,
+                           optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner())
+        assert study.direction == expected
+
+
+def test_best_yaml_is_the_best_trials_config_whatever_the_order(tmp_path):
+    from zoo.commands.tune import results
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"optimizer.init_args.lr": spaces.check("optimizer.init_args.lr", {"scale": "log", "low": 0.001, "high": 0.1})}
+    dist = {"optimizer.init_args.lr": optuna.distributions.FloatDistribution(0.001, 0.1, log=True)}
+    for direction, best in (("maximize", 1), ("minimize", 2)):
+        study = optuna.create_study(direction=direction)
+        for i, (lr, value) in enumerate([(0.001, 0.5), (0.01, 0.9), (0.1, 0.2), (0.05, 0.6)]):
+            config = f"optimizer:\n  init_args:\n    lr: {lr}\ntrainer:\n  max_epochs: {i + 1}\n"
+            study.add_trial(optuna.trial.create_trial(params={"optimizer.init_args.lr": lr}, distributions=dist,
+                                                       value=value, user_attrs={"config": config, "run": f"r{i}"}))
+        folder = tmp_path / direction
+        results.report(study, space, "val/acc", folder)
+        written = yaml.safe_load((folder / "best.yaml").read_text())
+        assert written["trainer"]["max_epochs"] == best + 1, direction  # the best trial's, not the last one's
 
 
 @pytest.mark.parametrize("space, extra, words", [

@@ -139,7 +139,7 @@ class Worker:
         trial.set_user_attr("run", result["run"])
         trial.set_user_attr("config", result["config"])
         metric, vs = self.settings["metric"], result["values"]
-        best = max(vs) if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else min(vs)
+        best = trial_value(vs, self.study.direction)
         if result["pruned"]:
             self.study.tell(trial, state=TrialState.PRUNED)  # Optuna keeps its last reported value
             print(f"Trial {trial.number} pruned after {result['epochs']} epoch(s), {seconds:.0f} s: {metric} "
@@ -149,3 +149,8 @@ class Worker:
         print(f"Trial {trial.number} finished: best {metric} {best:.4f} in {result['epochs']} epoch(s), "
               f"{seconds:.0f} s ({shown(result['run'])})", flush=True)
         return TrialState.COMPLETE
+
+
+def trial_value(values: list[float], direction) -> float:
+    """A trial's value: its best epoch's metric (the epoch its best.ckpt holds), not its last one's."""
+    return max(values) if direction == optuna.study.StudyDirection.MAXIMIZE else min(values)
