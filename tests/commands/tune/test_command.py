@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 optuna = pytest.importorskip("optuna", reason="zoo tune needs the .[tune] extra (pip install -e '.[dev]')")
@@ -376,8 +377,30 @@ def test_a_ddp_trial_trains_with_the_same_values_and_is_pruned_together(tmp_path
     assert not math.isnan(trial.intermediate_values[1])
 
 
+def test_each_epoch_reaches_the_study_as_its_own_step():
+    """The pruners compare trials at the same step: epoch e is step e (a rung's epoch), reported once."""
+    from types import SimpleNamespace
+
+    from zoo.commands.tune.report import ReportToStudy
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    reporter = ReportToStudy({"metric": "val/acc", "number": trial.number, "values": {}})
+    reporter.trial = optuna.Trial(study, trial._trial_id)
+    for epoch, value in enumerate([0.3, 0.5, 0.4]):
+        trainer = SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn="fit"), global_rank=0, world_size=1,
+                                  current_epoch=epoch, callback_metrics={"val/acc": torch.tensor(value)},
+                                  should_stop=False)
+        reporter.on_validation_end(trainer, None)
+    assert study.trials[0].intermediate_values == pytest.approx({0: 0.3, 1: 0.5, 2: 0.4})
+    assert reporter.values == pytest.approx([0.3, 0.5, 0.4])
+
+
 def test_the_journal_storage_finds_a_dead_workers_trial_by_its_heartbeat(tmp_path):
-    from zoo.commands.tune.storage import fail_stale, open_storage
+    """The living worker's trial beats through the worker's own Heartbeat thread (not by hand): a thread that
+    stopped beating would let its trial be taken for dead."""
+    from zoo.commands.tune.storage import Heartbeat, fail_stale, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(f"journal:{tmp_path / 'study.log'}", heartbeat_s=1)
@@ -386,9 +409,9 @@ def test_the_journal_storage_finds_a_dead_workers_trial_by_its_heartbeat(tmp_pat
     for trial in (alive, dead):
         trial.suggest_float("lr", 1e-3, 1e-1, log=True)
         storage.record_heartbeat(trial._trial_id)
-    time.sleep(2.5)
-    storage.record_heartbeat(alive._trial_id)  # its worker still beats
-    fail_stale(study)
+    with Heartbeat(storage, alive._trial_id):  # its worker still beats, every second
+        time.sleep(2.5)
+        fail_stale(study)
     trials = study.get_trials()
     assert [t.state for t in trials[:2]] == [TrialState.RUNNING, TrialState.FAIL]
     assert trials[2].state == TrialState.WAITING and trials[2].params == trials[1].params  # queued again
