@@ -69,6 +69,8 @@ def cases(f: dict) -> dict[str, tuple[list[str], str]]:
                                   "MNIST: missing 4 file(s) under nowhere/MNIST/raw (train-images-idx3-ubyte, "),
         "missing dataset files, the fix": (["fit", "--model", "LeNet", "--data", "MNIST", "--data.root", "nowhere"],
                                            "provide them: point --data.root at a folder holding MNIST/raw/<file>"),
+        "missing dataset files, fast_dev_run": (["fit", "--model", "LeNet", "--data", "MNIST", "--data.root", "nowhere",
+                                                 "--trainer.fast_dev_run", "1"], "MNIST: missing 4 file(s)"),
         "negative epochs": (["fit", *LINREG[:-2], "--trainer.max_epochs", "-5"],
                             "--trainer.max_epochs: `max_epochs` must be a non-negative integer or -1. You passed in -5."),
         "YAML syntax error": (["fit", "-c", f["bad_yaml"]], f"-c {f['bad_yaml']}, line 3, column 34: not valid YAML"),
@@ -89,7 +91,9 @@ def test_every_kind_of_bad_input_gives_one_line_and_exit_2(files, tmp_path):
     for kind, (args, says) in table.items():
         out = results[kind]
         lines = out.stderr.splitlines()
-        if out.returncode != 2 or len(lines) != 1 or not lines[0].startswith("error: ") or says not in lines[0]:
+        lightnings = [line for line in out.stdout.splitlines() if line.startswith(("Running in", "GPU available"))]
+        if (out.returncode != 2 or len(lines) != 1 or not lines[0].startswith("error: ") or says not in lines[0]
+                or lightnings):
             wrong.append(f"{kind}: exit {out.returncode}, {len(lines)} stderr line(s): {out.stderr[-600:]!r}")
     assert not wrong, "\n".join(wrong)
 

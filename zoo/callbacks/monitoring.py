@@ -21,10 +21,11 @@ from zoo.training.loggers import tensorboard
 
 
 class DeviceLines(logging.Filter):
-    """Holds back Lightning's "GPU available: ..." lines until the data and the model have passed their checks
-    (``ShowDeviceLines``), so that a command refused for bad input says one line, not three."""
+    """Holds back Lightning's "GPU available: ..." lines (and its fast_dev_run notice) until the data and the
+    model have passed their checks (``ShowDeviceLines``), so that a command refused for bad input says one
+    line, not four."""
 
-    PREFIXES = ("GPU available", "TPU available", "HPU available", "IPU available")
+    PREFIXES = ("GPU available", "TPU available", "HPU available", "IPU available", "Running in `fast_dev_run` mode")
 
     def __init__(self) -> None:
         super().__init__()
