@@ -26,6 +26,13 @@ def list_images(path: str | Path) -> list[Path]:
         raise DatasetError(f"--data.predict_path {printable(path)}: no such file or folder")
     listing = scan(path)
     files = sorted([Path(e.path) for e in listing.files] + [Path(p) for p in listing.skipped])
+    if not files and listing.folders:  # a labelled folder (class sub-folders): not what predict reads
+        names = sorted(e.name for e in listing.folders)
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise DatasetError(f"--data.predict_path {printable(path)}: the folder holds sub-folders ({shown}) and no "
+                           "files; zoo predict classifies the files of one folder, its sub-folders are not read. To "
+                           f"measure a model on images labelled by their folders, lay them out as DIR/test/<class>/ "
+                           f"and run zoo test --data ImageFolder --data.root DIR")
     if not files:
         raise DatasetError(f"--data.predict_path {printable(path)}: the folder holds no files; put PNG or JPEG "
                            "images in it")

@@ -88,6 +88,11 @@ def test_empty_folder_is_an_error(trained, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="holds no files"):
         cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(tmp_path / "empty"))
+    for label in ("cat", "dog"):  # a labelled folder: said so, not 'no files'
+        (tmp_path / "labelled" / label).mkdir(parents=True)
+        (tmp_path / "labelled" / label / "1.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"sub-folders \(cat, dog\) and no files.*are not read.*zoo test --data ImageFolder"):
+        cli("predict", "--ckpt_path", str(ckpt), "--data.predict_path", str(tmp_path / "labelled"))
 
 
 # --- CIFAR-10-shaped images, normalised data -----------------------------------------------------------
