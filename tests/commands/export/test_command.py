@@ -203,3 +203,21 @@ def test_a_full_or_read_only_disk_is_one_line_naming_output_and_leaves_nothing(f
     assert "--output FILE" in errors[0] and "--trainer" not in errors[0] and ".part" not in errors[0]
     assert ("the disk is full" if fault == "full" else f"cannot write in {disk}") in errors[0]
     assert "left:" not in out.stdout
+
+
+def test_the_check_samples_across_the_whole_test_set():
+    """An image folder's test set is ordered by class: the first 1,000 images would be a few classes, and their
+    accuracy not the model's. The check takes a seeded sample across all of it, images with their labels."""
+    from types import SimpleNamespace
+
+    from zoo.commands.export.command import check_images
+
+    labels = torch.arange(10).repeat_interleave(300)  # class 0's 300 images first, then class 1's, ...
+    images = labels.view(-1, 1, 1, 1).expand(-1, 1, 2, 2).to(torch.uint8)
+    data = SimpleNamespace(test_set=(images, labels), setup=lambda stage=None: None, predict_path=None)
+    inputs, chosen, what = check_images(data, 1000, classifier=True)
+    assert len(chosen) == 1000 and set(chosen.tolist()) == set(range(10))
+    assert torch.equal(inputs[:, 0, 0, 0].long(), chosen)  # each image with its own label
+    assert "a seeded sample across all 3,000" in what
+    again = check_images(data, 1000, classifier=True)[1]
+    assert torch.equal(again, chosen)  # the same sample every time

@@ -28,7 +28,7 @@ and the images the check runs on: --data.root DIR (the test set), or --data.pred
   --output FILE       default: export/<checkpoint>.<format> in the checkpoint's run folder, or
                       exports/<Model>.<WEIGHTS>.<format> for catalogue weights; FILE.json holds the contract
   --tolerance T       the largest |logit difference| accepted against the eager model (default 1e-3)
-  --check_images N    how many test images the check runs (default 1000; 0: the whole test set)
+  --check_images N    how many test images the check runs, drawn across the whole test set (default 1000; 0: all)
 """
 
 
@@ -86,8 +86,12 @@ def check_images(datamodule, limit: int, classifier: bool) -> tuple[torch.Tensor
     else:
         inputs, labels = datamodule.val_set
         what = f"{type(datamodule).__name__} validation points"
-    if limit:
-        inputs, labels = inputs[:limit], labels[:limit]
+    if limit and limit < len(labels):
+        # a seeded sample across the whole set: an image folder's test set is ordered by class, so its first
+        # images would be a few classes only (and their accuracy not the model's)
+        chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:limit].sort().values
+        what = f"{what} (a seeded sample across all {len(labels):,})"
+        inputs, labels = inputs[chosen], labels[chosen]
     return inputs, labels, what
 
 
