@@ -181,6 +181,25 @@ def test_a_trial_is_worth_its_best_epoch_and_a_study_goes_the_models_way(tmp_pat
         assert study.direction == expected
 
 
+@pytest.mark.parametrize("accuracies, learned", [([0.095, 0.106, 0.101, 0.099], False),
+                                                ([0.41, 0.83, 0.62, 0.77], True)], ids=["chance", "learned"])
+def test_a_study_where_nothing_learned_narrows_nothing(tmp_path, accuracies, learned):
+    """Eight LeNet trials at chance once printed a best trial, 'Importance: lr 1.00' and a narrowed range."""
+    from zoo.commands.tune import results
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"optimizer.init_args.lr": spaces.check("optimizer.init_args.lr", {"scale": "log", "low": 0.001, "high": 1})}
+    dist = {"optimizer.init_args.lr": optuna.distributions.FloatDistribution(0.001, 1, log=True)}
+    study = optuna.create_study(direction="maximize")
+    for lr, value in zip([0.001, 0.01, 0.1, 1.0], accuracies):
+        config = f"model:\n  class_path: zoo.models.lenet.LeNet\n  init_args:\n    num_classes: 10\noptimizer:\n  init_args:\n    lr: {lr}\n"
+        study.add_trial(optuna.trial.create_trial(params={"optimizer.init_args.lr": lr}, distributions=dist,
+                                                   value=value, user_attrs={"config": config}))
+    text = results.report(study, space, "val/acc", tmp_path)
+    assert ("Nothing learned yet" in text) != learned and ("Importance" in text) == learned
+    assert (tmp_path / "narrowed.yaml").is_file() == learned
+
+
 def test_best_yaml_is_the_best_trials_config_whatever_the_order(tmp_path):
     from zoo.commands.tune import results
 

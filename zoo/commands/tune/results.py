@@ -107,6 +107,32 @@ def best_config(trial, study_name: str) -> str | None:
             f"{values}\n# Run it again: zoo fit -c THIS_FILE\n" + yaml.safe_dump(config, sort_keys=False))
 
 
+def chance_level(trial, metric: str) -> float | None:
+    """What a classifier scores by guessing, for ``metric`` (val/acc: 1/C; val/loss: ln C), from the classes
+    in the trial's config; None where that is not known (a regression, another metric)."""
+    try:
+        config = yaml.safe_load(trial.user_attrs.get("config") or "") or {}
+        classes = int(((config.get("model") or {}).get("init_args") or {})["num_classes"])
+    except (KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None
+    if classes < 2:
+        return None
+    return {"val/acc": 1.0 / classes, "val/loss": math.log(classes)}.get(metric)
+
+
+def learned_nothing(trial, metric: str) -> str | None:
+    """The one line that says a study's best trial is no better than chance (nothing to narrow around), or None."""
+    chance = chance_level(trial, metric)
+    if chance is None or trial.value is None:
+        return None
+    near = trial.value < 1.5 * chance if metric == "val/acc" else trial.value > 0.9 * chance
+    if not near:
+        return None
+    return (f"Nothing learned yet: the best trial's {metric} {trial.value:.4f} is no better than chance "
+            f"({chance:.4f}), so its values say nothing of the options; train longer (--trainer.max_epochs) "
+            "before narrowing the space. No narrowed.yaml written.")
+
+
 def importance(study: optuna.Study, space: dict) -> dict[str, float]:
     names = {spaces.param_name(o, s): o for o, s in space.items()}
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
@@ -173,17 +199,21 @@ def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
         best = study.best_trial
     except ValueError:
         best = None
+    chance = learned_nothing(best, metric) if best is not None else None
     if best is not None:
         config = best_config(best, study.study_name)
         lines.append(f"Best: trial {best.number}, {metric} {best.value:.4f}; run {shown(best.user_attrs.get('run'))}")
         if config:
             atomic_write_text(folder / "best.yaml", config)
             lines.append(f"Its config: {shown(folder / 'best.yaml')} (run it again: zoo fit -c {shown(folder / 'best.yaml')})")
-    found = importance(study, space)
+    if chance:
+        lines.append(chance)
+        (folder / "narrowed.yaml").unlink(missing_ok=True)  # an earlier one would read as this study's advice
+    found = importance(study, space) if not chance else {}
     if found:
         lines.append("Importance: " + ", ".join(f"{o} {v:.2f}" for o, v in found.items()))
     top = best_trials(trials)
-    if len(top) >= 2:
+    if len(top) >= 2 and not chance:
         narrow = spaces.as_yaml(spaces.narrowed(space, top))
         atomic_write_text(folder / "narrowed.yaml", f"# Ranges around the best {len(top)} trials of study {study.study_name}\n{narrow}")
         lines.append(f"Narrowed around the best {len(top)} trials ({shown(folder / 'narrowed.yaml')}, the next search's space):")
