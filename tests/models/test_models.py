@@ -197,6 +197,7 @@ def test_the_readme_model_table_is_what_the_classes_declare():
     assert f"<!-- models_table:start -->\n{readme_table()}\n<!-- models_table:end -->" in readme
 
 
+@pytest.mark.slow  # a copy of the checkout, three zoo commands and a pytest run in it
 def test_a_model_is_one_file(tmp_path):
     """zoo/models/mlp.py copied to tiny.py with its class renamed, nothing else touched: the new model is listed,
     trains, and passes every per-model test (in a copy of the checkout, so this one is left as it is)."""

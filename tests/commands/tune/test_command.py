@@ -578,3 +578,35 @@ def test_without_the_tune_extra_the_command_says_how_to_install_it(tmp_path):
     assert out.stderr.strip().splitlines() == ["error: zoo tune needs Optuna: pip install 'd2l-zoo[tune]' "
                                                "(or -e '.[tune]' in a clone)"]
     assert not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.slow  # two zoo tune commands, a trial of 40 short epochs
+def test_sigterm_to_a_worker_saves_the_trials_run_and_its_rerun_continues_from_it(tmp_path):
+    """Preemption, scancel, kill: one line and exit 143; the trial's run writes last.ckpt, the trial is queued
+    again, and the same command continues it from that checkpoint, in the same run folder."""
+    (tmp_path / "space.yaml").write_text("search:\n  optimizer.init_args.lr: {scale: log, low: 0.01, high: 0.03}\n")
+    args = ["-c", LINREG, "-c", "space.yaml", "--n_trials", "1", "--trainer.max_epochs", "40"]
+    worker = start_tune(args, tmp_path)
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.glob("lightning_logs/tune/*/trials/version_*/checkpoints/last.ckpt")):
+        assert worker.poll() is None and time.monotonic() < deadline, worker.stdout.read()
+        time.sleep(0.5)
+    time.sleep(1)
+    worker.send_signal(signal.SIGTERM)
+    out = worker.communicate(timeout=120)[0]
+    assert worker.returncode == 143, out
+    said = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(said) == 1 and "stopped by SIGTERM during trial 0" in said[0] and "last.ckpt" in said[0], out
+    run = next(tmp_path.glob("lightning_logs/tune/*/trials/version_*"))
+    stopped_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    again = run_tune(args, tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Trial 1 (again, continuing from" in again.stdout
+    log = next(tmp_path.glob("lightning_logs/tune/*/logs/trial_1.log")).read_text()
+    assert f"Restoring states from the checkpoint path at {run / 'checkpoints' / 'last.ckpt'}" in log
+    assert len(list(tmp_path.glob("lightning_logs/tune/*/trials/version_*"))) == 1  # the same run folder
+    study = optuna.load_study(study_name=run.parent.parent.name, storage=f"sqlite:///{run.parent.parent / 'study.db'}")
+    first, second = study.trials
+    assert first.state == TrialState.FAIL and first.user_attrs["error"] == "stopped by SIGTERM"
+    assert second.state == TrialState.COMPLETE and second.params == first.params
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > stopped_at > 0

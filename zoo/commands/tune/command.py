@@ -26,6 +26,10 @@ class Interrupted(ZooError):
     exit_code = 130  # as a shell reports Ctrl-C
 
 
+class Terminated(ZooError):
+    exit_code = 143  # as a shell reports SIGTERM
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as every zoo command
         raise ConfigError(f"zoo tune: {message}; `zoo tune --help` lists the options")
@@ -171,10 +175,12 @@ def main(argv: list[str]) -> None:
     print(f"Study {settings['study']} ({describe(url)}): {n} trials of {', '.join(space)}; "
           f"{args.sampler} sampling, {'no' if args.pruner == 'none' else args.pruner} pruning, {settings['metric']} {settings['direction']}d; "
           f"runs in {results.shown(folder / 'trials')}", flush=True)
-    from zoo.commands.tune.worker import Worker
+    from zoo.commands.tune.worker import Stopped, Worker
 
     try:
         ran = Worker(study, settings, folder, n, args.pruner).run()
+    except Stopped as e:
+        raise Terminated(str(e)) from None
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted (the trial it was running is marked failed); run the same command to go "
                           f"on with study {settings['study']}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,10 +51,34 @@ def _last_line(log: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
+class Stopped(Exception):
+    """SIGTERM reached the worker (preemption, ``scancel``, ``kill``); the message is the one line to print."""
+
+
+def _run_folder(log: Path) -> Path | None:
+    """The trial's run folder, as its ``zoo fit`` announced it in the log."""
+    try:
+        found = re.findall(r"^Run folder: (\S+) \(", log.read_text(errors="replace"), flags=re.M)
+    except OSError:
+        return None
+    return Path(found[-1]) if found else None
+
+
 class Worker:
     def __init__(self, study: optuna.Study, settings: dict, folder: Path, n_trials: int, pruner: str) -> None:
         self.study, self.settings, self.folder, self.n_trials, self.pruner = study, settings, folder, n_trials, pruner
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.child: subprocess.Popen | None = None
+        self.terminated = False
+
+    def _on_sigterm(self, signum, frame) -> None:
+        """SIGTERM: passed on to the trial's run, which writes its last.ckpt and stops; the worker then queues the
+        trial again (``one``). Between trials there is nothing to save: stop now."""
+        self.terminated = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+        else:
+            raise Stopped("stopped by SIGTERM between trials; run the same command to go on with the study")
 
     def surplus(self, trial: optuna.Trial) -> bool:
         """Two workers asked at the same moment for the study's last trial: the later number is one too many."""
@@ -62,6 +87,7 @@ class Worker:
 
     def run(self) -> int:
         """Trials until the study has ``n_trials`` finished (complete or pruned); the number this worker ran."""
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         ran, failed_in_a_row, said_waiting = 0, 0, False
         while True:
             fail_stale(self.study)  # a dead worker's trial: failed, and queued again with its values
@@ -70,8 +96,9 @@ class Worker:
             done = n[TrialState.COMPLETE] + n[TrialState.PRUNED]
             if done >= self.n_trials:
                 return ran
-            failed = sum(t.state == TrialState.FAIL  # ran and failed (not killed, not Ctrl-C, not surplus)
-                         and t.user_attrs.get("error", "interrupted") != "interrupted" for t in trials)
+            failed = sum(t.state == TrialState.FAIL  # ran and failed (not killed, not Ctrl-C or SIGTERM, not surplus)
+                         and t.user_attrs.get("error", "interrupted") not in ("interrupted", "stopped by SIGTERM")
+                         for t in trials)
             if failed >= max(self.n_trials, 3):
                 raise RuntimeError(f"{failed} trials of the study failed (their lines are above, the "
                                    "reasons in `zoo tune --results`); narrow the space to values the run can train with")
@@ -94,9 +121,23 @@ class Worker:
                 raise RuntimeError("3 trials in a row failed (the last one's line is above); fix the options and "
                                    "run the same command again: the study goes on")
 
+    def _queue_again(self, trial: optuna.Trial, values: dict, log: Path) -> None:
+        """A trial whose run SIGTERM stopped: failed as 'stopped', and queued again with its values and where its
+        run is, so the next worker to take it continues from its last.ckpt."""
+        run = _run_folder(log)
+        trial.set_user_attr("error", "stopped by SIGTERM")
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.enqueue_trial(trial.params, user_attrs={"stopped_run": str(run) if run else "",
+                                                           "stopped_trial": trial.number})
+        saved = run / "checkpoints" / "last.ckpt" if run else None
+        where = (f"its run saved {shown(saved)}, and the trial is queued again to continue from it" if saved and saved.is_file()
+                 else "its run had no checkpoint yet; the trial is queued again from the start")
+        raise Stopped(f"stopped by SIGTERM during trial {trial.number}: {where}; run the same command to go on")
+
     def one(self, trial: optuna.Trial) -> TrialState | None:
         values = spaces.suggest(trial, self.settings["space_dict"])
         retried = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        stopped_run = trial.user_attrs.get("stopped_run")  # a trial queued again after SIGTERM: where it was
         trial.set_user_attr("values", values)
         trial.set_user_attr("worker", self.name)
         runs = self.folder / "trials"
@@ -114,11 +155,21 @@ class Worker:
         said = " ".join(f"{o.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{o.rsplit('.', 1)[-1]}={v}"
                          for o, v in values.items())
         again = f" (again: trial {retried}'s worker died)" if retried is not None else ""
+        if stopped_run:
+            last = Path(stopped_run) / "checkpoints" / "last.ckpt"
+            if last.is_file():  # this machine, or a runs folder on a shared filesystem
+                command.append(f"--ckpt_path={last}")
+                again = f" (again, continuing from {shown(last)})"
+            else:
+                again = f" (again, from the start: {shown(last)} is not on this machine)"
         print(f"Trial {trial.number}{again}: {said}", flush=True)
         start = time.monotonic()
         try:
             with Heartbeat(self.study._storage, trial._trial_id), open(log, "wb") as out:
-                code = subprocess.call(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                self.child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                              preexec_fn=_die_with_parent)
+                code = self.child.wait()
+                self.child = None
         except KeyboardInterrupt:  # Ctrl-C reached the run too; the study gets a new trial in its place
             trial.set_user_attr("error", "interrupted")
             self.study.tell(trial, state=TrialState.FAIL)
@@ -126,6 +177,8 @@ class Worker:
             raise
         seconds = time.monotonic() - start
         trial.set_user_attr("seconds", round(seconds, 1))
+        if self.terminated:
+            self._queue_again(trial, values, log)
         result = json.loads(outcome.read_text()) if code == 0 and outcome.is_file() else None
         outcome.unlink(missing_ok=True)
         if result is None or not result["values"]:
