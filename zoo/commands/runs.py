@@ -17,7 +17,7 @@ import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from zoo.training.runs import LOG_DIR, read_checkpoint, read_hparams, run_folder  # noqa: F401 (used by the commands)
+from zoo.training.runs import LOG_DIR, read_checkpoint, run_folder
 from zoo_common import atomic_write, class_name, owner_alive
 
 #: the run folder that ``zoo fit --ckpt_path last`` starts again in (a start killed before its first checkpoint)

@@ -13,7 +13,7 @@ import torch
 
 from zoo.commands.export import formats, graph, parity
 from zoo.commands.messages import cannot_write, permission_message
-from zoo.commands.runs import run_folder
+from zoo.training.runs import run_folder
 from zoo.weights.catalogue import sha256_of
 from zoo_common import ConfigError, atomic_write_text, write_temporary
 

@@ -7,6 +7,7 @@ get their classes."""
 
 import json
 import math
+import re
 import signal
 
 import litserve as ls
@@ -159,8 +160,6 @@ MAX_FILENAME = 4000
 
 def _long_filename(body: bytes) -> bool:
     """Whether a part's header names a file of more than MAX_FILENAME characters (what makes the form unreadable)."""
-    import re
-
     return any(len(m) > MAX_FILENAME for m in re.findall(rb'filename="([^"\r\n]*)', body[:2**20]))
 
 
