@@ -83,6 +83,20 @@ def cases(f: dict) -> dict[str, tuple[list[str], str]]:
     }
 
 
+def test_every_kind_of_bad_input_is_refused_with_its_message(files, tmp_path, monkeypatch, capsys):
+    """The table in this process (the suite developers run on every change); the test below runs each case as
+    its own ``zoo`` process, where the one line on stderr and nothing of Lightning's before it are seen."""
+    monkeypatch.chdir(tmp_path)
+    wrong = []
+    for kind, (args, says) in cases(files).items():
+        code, out = run_main(args, capsys)
+        errors = [line for line in out.splitlines() if line.startswith("error: ")]
+        if code != 2 or len(errors) != 1 or says not in errors[0]:
+            wrong.append(f"{kind}: exit {code}: {out[-600:]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.slow  # 25 processes, ~5 s of imports each
 def test_every_kind_of_bad_input_gives_one_line_and_exit_2(files, tmp_path):
     table = cases(files)
     with ThreadPoolExecutor(max_workers=4) as pool:  # a process spends most of its ~5 s importing

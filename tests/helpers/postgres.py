@@ -30,8 +30,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server():
-    """Yields a postgresql:// URL of a new, empty database."""
+def server(password: str | None = None):
+    """Yields a postgresql:// URL of a new, empty database; with ``password``, the server asks for it (and the
+    URL carries it)."""
     folder = Path(tempfile.mkdtemp(prefix="zoo-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -41,10 +42,16 @@ def server():
     data, port = folder / "data", _free_port()
     run = lambda *words: subprocess.run([*as_user, *words], check=True, capture_output=True, text=True)  # noqa: E731
     try:
-        run(str(BIN / "initdb"), "-D", str(data), "-U", "zoo", "--auth=trust", "--no-sync")
+        auth = ["--auth=trust"]
+        if password:
+            (folder / "pw").write_text(password)
+            if as_user:
+                shutil.chown(folder / "pw", as_user[2])
+            auth = ["--auth=scram-sha-256", f"--pwfile={folder / 'pw'}"]
+        run(str(BIN / "initdb"), "-D", str(data), "-U", "zoo", *auth, "--no-sync")
         run(str(BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "-o",
             f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-        yield f"postgresql://zoo@127.0.0.1:{port}/postgres"
+        yield f"postgresql://zoo{':' + password if password else ''}@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*as_user, str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                        capture_output=True)

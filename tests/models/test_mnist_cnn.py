@@ -69,13 +69,29 @@ def test_continuing_a_finished_run_carries_steps_and_optimizer_state(fake_fashio
         torch.testing.assert_close(a[k]["momentum_buffer"], b[k]["momentum_buffer"], rtol=0, atol=0)
 
 
+# one config of each kind: its own optimizer only (LeNet), its own scheduler too and an image folder (LeNetBN on
+# photos), a regression (linear regression): what a preset is composed with
+EACH_KIND = [CONFIGS / f"{name}.yaml" for name in ("lenet_fashion_mnist", "lenet_bn_cifar10_photos", "linreg_synthetic")]
+
+
+@pytest.mark.parametrize("preset", OPTIM_PRESETS, ids=lambda p: p.stem)
+def test_every_optimizer_preset_runs_one_batch_with_each_kind_of_config(preset, fake_fashion, tmp_path, monkeypatch):
+    preset_runs_with(preset, EACH_KIND, fake_fashion, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow  # 6 presets x 21 configs
 @pytest.mark.parametrize("preset", OPTIM_PRESETS, ids=lambda p: p.stem)
 def test_every_optimizer_preset_runs_one_batch_with_every_model_config(preset, fake_fashion, tmp_path, monkeypatch):
+    preset_runs_with(preset, [c for c in MODEL_CONFIGS if c not in EACH_KIND], fake_fashion, tmp_path, monkeypatch)
+
+
+def preset_runs_with(preset, configs, fake_fashion, tmp_path, monkeypatch) -> None:
     from tests.commands.test_lightning import prepare_config_data
 
     root, _ = fake_fashion
     spec = yaml.safe_load(preset.read_text())
-    for config in MODEL_CONFIGS:
+    assert configs
+    for config in configs:
         extra = prepare_config_data(config, root, tmp_path / config.stem, monkeypatch)
         run = cli("fit", "-c", str(config), "-c", str(preset), "--trainer.fast_dev_run", "1", "--data.batch_size", "4",
                   *extra)

@@ -90,6 +90,11 @@ def test_inputs_other_than_the_contract_are_refused_clearly(fmt, tmp_path):
             with pytest.raises(Exception) as error:
                 raw(x)
             assert any(w in str(error.value).lower() for w in ("dim", "shape", "type", "expected", "guard")), what
+    # any N, as the contract says (pt2 once refused batches over 4,096)
+    big = torch.randint(0, 256, (4097, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference(model, data, big)
+    assert (checked(big) - expected).abs().max() <= parity.TOLERANCE
 
 
 def test_a_changed_file_is_refused_by_its_recorded_sha256(tmp_path):

@@ -17,6 +17,7 @@ from PIL import Image
 pytest.importorskip("litserve")
 
 from tests.commands.serve.test_command import answer_equals_row, post, start  # noqa: E402
+from tests.helpers import ENV  # noqa: E402
 
 
 def photo(rng: np.random.Generator, tint: tuple[int, int, int], size: tuple[int, int]) -> Image.Image:
@@ -54,7 +55,7 @@ def test_an_image_folder_model_exported_and_served_answers_as_zoo_predict(tmp_pa
 
     def zoo(*args: str) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, "-m", "zoo.cli", *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+                              text=True, timeout=300, env=ENV)
         assert done.returncode == 0, done.stdout + done.stderr
         return done
 

@@ -21,7 +21,7 @@ import yaml
 optuna = pytest.importorskip("optuna", reason="zoo tune needs the .[tune] extra (pip install -e '.[dev]')")
 from optuna.trial import TrialState  # noqa: E402
 
-from tests.helpers import CONFIGS, ENV, REPO, postgres  # noqa: E402
+from tests.helpers import CONFIGS, ENV, REPO, in_namespace, postgres, run_main  # noqa: E402
 from zoo.commands.tune import space as spaces  # noqa: E402
 from zoo_common import ConfigError  # noqa: E402
 
@@ -181,8 +181,8 @@ def test_a_trial_is_worth_its_best_epoch_and_a_study_goes_the_models_way(tmp_pat
         assert study.direction == expected
 
 
-@pytest.mark.parametrize("accuracies, learned", [([0.095, 0.106, 0.101, 0.099], False),
-                                                ([0.41, 0.83, 0.62, 0.77], True)], ids=["chance", "learned"])
+@pytest.mark.parametrize("accuracies, learned", [([0.095, 0.106, 0.101, 0.099, 0.1, 0.097], False),
+                                                ([0.41, 0.83, 0.62, 0.77, 0.5, 0.3], True)], ids=["chance", "learned"])
 def test_a_study_where_nothing_learned_narrows_nothing(tmp_path, accuracies, learned):
     """Eight LeNet trials at chance once printed a best trial, 'Importance: lr 1.00' and a narrowed range."""
     from zoo.commands.tune import results
@@ -191,13 +191,75 @@ def test_a_study_where_nothing_learned_narrows_nothing(tmp_path, accuracies, lea
     space = {"optimizer.init_args.lr": spaces.check("optimizer.init_args.lr", {"scale": "log", "low": 0.001, "high": 1})}
     dist = {"optimizer.init_args.lr": optuna.distributions.FloatDistribution(0.001, 1, log=True)}
     study = optuna.create_study(direction="maximize")
-    for lr, value in zip([0.001, 0.01, 0.1, 1.0], accuracies):
+    for lr, value in zip([0.001, 0.003, 0.01, 0.03, 0.1, 1.0], accuracies):
         config = f"model:\n  class_path: zoo.models.lenet.LeNet\n  init_args:\n    num_classes: 10\noptimizer:\n  init_args:\n    lr: {lr}\n"
         study.add_trial(optuna.trial.create_trial(params={"optimizer.init_args.lr": lr}, distributions=dist,
                                                    value=value, user_attrs={"config": config}))
     text = results.report(study, space, "val/acc", tmp_path)
     assert ("Nothing learned yet" in text) != learned and ("Importance" in text) == learned
     assert (tmp_path / "narrowed.yaml").is_file() == learned
+
+
+def _lr_study(values: list[tuple[float, float]]):
+    dist = {"optimizer.init_args.lr": optuna.distributions.FloatDistribution(0.0001, 1, log=True)}
+    study = optuna.create_study(direction="maximize")
+    for lr, value in values:
+        study.add_trial(optuna.trial.create_trial(params={"optimizer.init_args.lr": lr}, distributions=dist, value=value))
+    return study
+
+
+def test_too_few_trials_or_a_spread_best_narrow_nothing(tmp_path):
+    """Three trials once gave narrowed.yaml with the original range: the best three are all of them."""
+    from zoo.commands.tune import results
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"optimizer.init_args.lr": spaces.check("optimizer.init_args.lr", {"scale": "log", "low": 0.0001, "high": 1})}
+    text = results.report(_lr_study([(0.0002, 0.5), (0.01, 0.7), (0.9, 0.6)]), space, "val/acc", tmp_path)
+    assert "No narrowed range yet: 3 finished trial(s)" in text and not (tmp_path / "narrowed.yaml").exists()
+    # six trials, the best three at both ends and the middle: nothing narrower to say
+    spread = [(0.0001, 0.9), (0.01, 0.9), (1.0, 0.9), (0.001, 0.2), (0.1, 0.2), (0.03, 0.1)]
+    text = results.report(_lr_study(spread), space, "val/acc", tmp_path)
+    assert "No narrower range" in text and not (tmp_path / "narrowed.yaml").exists()
+    close = [(0.01, 0.9), (0.02, 0.9), (0.015, 0.9), (0.001, 0.2), (0.1, 0.2), (0.3, 0.1)]
+    text = results.report(_lr_study(close), space, "val/acc", tmp_path)
+    narrow = yaml.safe_load((tmp_path / "narrowed.yaml").read_text())["search"]["optimizer.init_args.lr"]
+    assert 0.005 < narrow["low"] < 0.01 and 0.02 < narrow["high"] < 0.04, narrow
+
+
+def test_plots_speak_of_the_metric_epochs_and_the_options_names():
+    """Optuna's plots said "Objective Value" and "Step" and printed whole option paths that ran into each other."""
+    from zoo.commands.tune import results
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    given = {"optimizer.init_args.lr": {"scale": "log", "low": 0.001, "high": 1.0},
+             "optimizer.init_args.momentum": {"scale": "one_minus_log", "low": 0.5, "high": 0.99},
+             "model.init_args.hidden_sizes": {"scale": "choice", "values": [[64], [128, 128]]}}
+    space = {option: spaces.check(option, spec) for option, spec in given.items()}
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(6):
+        trial = study.ask()
+        spaces.suggest(trial, space)
+        for epoch in range(3):
+            trial.report(0.1 * epoch + 0.01 * i, epoch)
+        study.tell(trial, 0.3 + 0.01 * i)
+    drawn = results.figures(study, "val/acc")
+    assert set(drawn) == {"history.png", "params.png", "curves.png"}
+    words = {name: [text for ax in f.axes for text in (ax.get_xlabel(), ax.get_ylabel(), *(t.get_text() for t in ax.get_xticklabels()))]
+             for name, f in drawn.items()}
+    assert "val/acc" in words["history.png"] and "val/acc" in words["curves.png"] and "val/acc" in words["params.png"]
+    assert "epoch (0: the first)" in words["curves.png"]
+    assert {"lr", "1 - momentum", "hidden_sizes", "[128, 128]"} <= set(words["params.png"])
+    every = " ".join(w for ws in words.values() for w in ws)
+    assert "Objective Value" not in every and "Step" not in every and "json:" not in every and "init_args" not in every
+
+
+def test_narrowed_momentum_is_written_as_its_decimal():
+    """1 - 0.451 is 0.5489999999999999 in binary; the file says 0.549."""
+    space = {"m": spaces.check("m", {"scale": "one_minus_log", "low": 0.0, "high": 0.999})}
+    narrow = spaces.narrowed(space, [{"m": 0.6}, {"m": 0.7}, {"m": 0.8}])
+    text = spaces.as_yaml(narrow)
+    assert all(len(str(narrow["m"][k])) <= 8 for k in ("low", "high")), text
+    assert 0 <= narrow["m"]["low"] < 0.6 and 0.8 < narrow["m"]["high"] < 0.999, text
 
 
 def test_best_yaml_is_the_best_trials_config_whatever_the_order(tmp_path):
@@ -224,16 +286,18 @@ def test_best_yaml_is_the_best_trials_config_whatever_the_order(tmp_path):
     ("search:\n  optimizer.init_args.lr: {scale: log, low: 0, high: 0.1}\n", [], "needs low > 0"),
     (LR, ["--storage", "postgresql://zoo@127.0.0.1:1/none"], "cannot be reached"),
     (LR, ["--storage", "mysql-but-not-a-url"], "not a storage"),
+    (LR, ["--storage", "sqllite:///study.db"], "unknown scheme 'sqllite'"),
     ("search:\n  optimizer.init_args.lr: {scale: log, low: 0.001, high: 0.1\n", [],
      "-c space.yaml, line 3, column 1: not valid YAML"),
 ])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, space, extra, words):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, space, extra, words, monkeypatch, capsys):
     (tmp_path / "space.yaml").write_text(space)
     before = files_under(tmp_path)
-    out = run_tune(["-c", LINREG, "-c", "space.yaml", "--n_trials", "2", *extra], tmp_path)
-    assert out.returncode == 2, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], out.stderr
+    monkeypatch.chdir(tmp_path)
+    code, out = run_main(["tune", "-c", LINREG, "-c", "space.yaml", "--n_trials", "2", *extra], capsys)
+    assert code == 2, out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], out
     assert files_under(tmp_path) == before  # no study folder, no database, no run
 
 
@@ -416,10 +480,11 @@ def test_each_epoch_reaches_the_study_as_its_own_step():
     assert reporter.values == pytest.approx([0.3, 0.5, 0.4])
 
 
-def test_the_journal_storage_finds_a_dead_workers_trial_by_its_heartbeat(tmp_path):
+def test_a_dead_workers_trial_is_found_in_the_background_while_a_live_one_trains(tmp_path):
     """The living worker's trial beats through the worker's own Heartbeat thread (not by hand): a thread that
-    stopped beating would let its trial be taken for dead."""
-    from zoo.commands.tune.storage import Heartbeat, fail_stale, open_storage
+    stopped beating would let its trial be taken for dead. The same thread finds the dead worker's trial while
+    the live worker's trial is still running (once, only between the live worker's own trials)."""
+    from zoo.commands.tune.storage import Heartbeat, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(f"journal:{tmp_path / 'study.log'}", heartbeat_s=1)
@@ -428,10 +493,12 @@ def test_the_journal_storage_finds_a_dead_workers_trial_by_its_heartbeat(tmp_pat
     for trial in (alive, dead):
         trial.suggest_float("lr", 1e-3, 1e-1, log=True)
         storage.record_heartbeat(trial._trial_id)
-    with Heartbeat(storage, alive._trial_id):  # its worker still beats, every second
-        time.sleep(2.5)
-        fail_stale(study)
-    trials = study.get_trials()
+    with Heartbeat(storage, alive._trial_id, study):  # its worker still beats, every second, and looks around
+        deadline = time.monotonic() + 6  # grace: 2 beats; then the next beat looks
+        while study.get_trials()[1].state == TrialState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.2)  # one more beat: the live trial must not be taken for dead
+        trials = study.get_trials()
     assert [t.state for t in trials[:2]] == [TrialState.RUNNING, TrialState.FAIL]
     assert trials[2].state == TrialState.WAITING and trials[2].params == trials[1].params  # queued again
     assert trials[2].system_attrs["failed_trial"] == dead.number
@@ -456,6 +523,7 @@ def test_a_study_on_a_journal_file_and_its_results_on_demand(tmp_path):
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr
 
 
+@pytest.mark.slow  # a study of several trials, a process each
 def test_diverging_trials_are_failed_with_their_reason_and_a_study_of_them_stops(tmp_path):
     (tmp_path / "space.yaml").write_text("search:\n  optimizer.init_args.lr: {scale: choice, values: [1000.0]}\n")
     out = run_tune(["-c", LINREG, "-c", "space.yaml", "--n_trials", "3", "--study", "nan", "--pruner", "none",
@@ -466,6 +534,7 @@ def test_diverging_trials_are_failed_with_their_reason_and_a_study_of_them_stops
     assert all("the training loss became" in t.user_attrs["error"] for t in trials)
 
 
+@pytest.mark.slow  # a study of several trials, a process each
 def test_a_grid_study_tries_each_point_once_and_ends(tmp_path):
     (tmp_path / "space.yaml").write_text(LR)
     out = run_tune(["-c", LINREG, "-c", "space.yaml", "--n_trials", "5", "--study", "g", "--sampler", "grid",
@@ -564,6 +633,47 @@ def test_workers_starting_together_on_an_empty_database_all_open_it(kind, tmp_pa
             for w in workers:
                 w.join(120)
             assert [w.exitcode for w in workers] == [0] * 6
+
+
+@pytest.mark.skipif(postgres.missing() is not None, reason=postgres.missing() or "")
+def test_a_refusing_database_is_named_for_what_it_refused():
+    """A wrong password and a missing database are not 'cannot be reached; start the database'."""
+    from zoo.commands.tune.storage import open_storage
+
+    with postgres.server(password="right") as url:
+        with pytest.raises(ConfigError, match="refused the user or password") as refused:
+            open_storage(url.replace(":right@", ":wrong@"))
+        assert "wrong" not in str(refused.value)  # the password is never shown
+        with pytest.raises(ConfigError, match="no such database .*createdb"):
+            open_storage(url.rsplit("/", 1)[0] + "/nodb")
+        open_storage(url)  # the right one opens
+    with pytest.raises(ConfigError, match="cannot be reached .*start the database"):
+        open_storage(url)  # the server stopped
+
+
+def test_in_an_unwritable_folder_root_dir_moves_the_study(tmp_path):
+    """--trainer.default_root_dir moves a zoo fit run, not a study's folder: --root_dir does."""
+    import shlex
+
+    ro, elsewhere = tmp_path / "ro", tmp_path / "studies"
+    ro.mkdir()
+    (tmp_path / "space.yaml").write_text(LR)
+    tune = [sys.executable, "-m", "zoo.cli", "tune", "-c", LINREG, "-c", str(tmp_path / "space.yaml"),
+            "--n_trials", "1", "--trainer.max_epochs", "1"]
+    out = in_namespace(f"mount --bind -o ro {ro} {ro} && cd {ro} && {shlex.join(tune)}; echo exit=$?; "
+                       f"{shlex.join([*tune, '--root_dir', str(elsewhere)])}; echo exit=$?", tmp_path)
+    first, second = out.stdout.split("exit=")[1:3]
+    assert first.startswith("2"), out.stderr[-3000:]
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith("error: cannot write") and str(ro) in lines[0] and "--root_dir" in lines[0], lines
+    assert second.startswith("0"), out.stdout[-2000:] + out.stderr[-3000:]
+    # the trial's progress on the worker's output, between its first and last line
+    said = out.stdout.splitlines()
+    start = next(i for i, line in enumerate(said) if line.startswith("Trial 0: lr="))
+    assert said[start + 1].startswith("  trial 0, epoch 1/1: val/loss ") and said[start + 1].endswith(" s)"), said
+    assert said[start + 2].startswith("Trial 0 finished: best val/loss"), said
+    assert (elsewhere / "linreg_synthetic-space" / "study.db").is_file()
+    assert len(list((elsewhere / "linreg_synthetic-space" / "trials").glob("version_*/config.yaml"))) == 1
 
 
 def test_without_the_tune_extra_the_command_says_how_to_install_it(tmp_path):

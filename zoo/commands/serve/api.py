@@ -6,6 +6,7 @@ get their classes."""
 
 
 import json
+import logging
 import math
 import re
 import signal
@@ -21,6 +22,8 @@ from zoo.commands.serve.decode import MAX_MEGAPIXELS, BadUpload, from_bytes
 from zoo.commands.serve.model import Eager, Exported
 
 FIELD = "image"
+# a malformed form is answered with a 400 that says why; the parser's own warning would be a bare line in the log
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 class Rejected:

@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", choices=("maximize", "minimize"), help="with --metric: which way is better")
     p.add_argument("--heartbeat", type=int, default=60, help="seconds between a worker's heartbeats; a trial "
                                                             "whose worker missed two is run again (60)")
+    p.add_argument("--root_dir", default=str(ROOT), help="the folder of the studies' folders: each study's "
+                                                         "database, trial runs, logs and results (lightning_logs/tune)")
     p.add_argument("--results", action="store_true", help="print (and write) a study's results; train nothing")
     return p
 
@@ -103,7 +105,7 @@ def settings_from(args, extra: list[str]) -> dict:
     name = args.study or "-".join(Path(c).stem for c in [*fit_configs, *space_files]) or "study"
     if any(ch in name for ch in "/\\") or name.startswith("."):
         raise ConfigError(f"--study {name}: a name, not a path")
-    settings = {"study": name, "folder": (ROOT / name).absolute(), "fit_args": fit_args, "space_dict": space}
+    settings = {"study": name, "folder": (Path(args.root_dir) / name).absolute(), "fit_args": fit_args, "space_dict": space}
     if space is None:
         return settings
     config = parse_fit(fit_args)  # zoo fit's options, before the space's
@@ -129,6 +131,18 @@ def main(argv: list[str]) -> None:
     if argv in (["-h"], ["--help"]):
         parser().print_help()
         return
+    from zoo.commands.messages import cannot_write, permission_message
+
+    try:
+        tune(argv)
+    except OSError as e:
+        if not cannot_write(e):
+            raise
+        raise ConfigError(permission_message(e, "a study's folder goes under --root_dir (default lightning_logs/tune): "
+                                                "give zoo tune a folder you may write to")) from None
+
+
+def tune(argv: list[str]) -> None:
     try:  # before anything else: the checks below use it too
         import optuna
     except ImportError:
@@ -147,7 +161,8 @@ def main(argv: list[str]) -> None:
     url = args.storage or default_url(folder)
     if args.results:
         if not args.storage and not (folder / "study.db").is_file():
-            raise ConfigError(f"no study {settings['study']!r} under {ROOT}; give its --study name (and --storage)")
+            raise ConfigError(f"no study {settings['study']!r} under {args.root_dir}; give its --study name "
+                              "(and --storage, or --root_dir)")
         storage = open_storage(url, args.heartbeat, create=False)
         try:
             study = optuna.load_study(study_name=settings["study"], storage=storage)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import lightning as L
@@ -33,6 +34,7 @@ class ReportToStudy(L.Callback):
         self.trial = None
         self.values: list[float] = []
         self.pruned_at: int | None = None
+        self.started: float | None = None
 
     def hparams_row(self) -> dict:
         """The trial's number and sampled values: its row in TensorBoard's HPARAMS view, beside the other trials."""
@@ -53,6 +55,24 @@ class ReportToStudy(L.Callback):
                                   pruner=make_pruner(self.spec["pruner"]))
         self.trial = optuna.Trial(study, self.spec["trial_id"])
 
+    def progress(self, trainer: L.Trainer, value: float) -> None:
+        """One line per epoch on the worker's own output (the run's goes to the trial's log): the trial moves."""
+        fd = self.spec.get("progress_fd")
+        if fd is None:
+            return
+        if self.started is None:
+            self.started = time.monotonic()
+        of = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        line = (f"  trial {self.spec['number']}, epoch {trainer.current_epoch + 1}{of}: {self.spec['metric']} "
+                f"{value:.4f} ({time.monotonic() - self.started:.0f} s)\n")
+        try:
+            os.write(fd, line.encode())
+        except OSError:  # the worker's output is gone (a closed pipe): the study still gets the value
+            pass
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
@@ -63,6 +83,7 @@ class ReportToStudy(L.Callback):
                 self.values.append(float(value))
                 self.trial.report(float(value), step=trainer.current_epoch)
                 prune = self.trial.should_prune()
+                self.progress(trainer, float(value))
         if trainer.world_size > 1:  # the pruner's answer, the same in every process
             prune = trainer.strategy.broadcast(prune, src=0)
         if prune:

@@ -147,6 +147,9 @@ def importance(study: optuna.Study, space: dict) -> dict[str, float]:
     return {names.get(k, k): v for k, v in found.items()}
 
 
+MIN_TO_NARROW = 6  # below, the best 3 are most of the trials: their span is about the whole range
+
+
 def best_trials(trials: list[dict]) -> list[dict]:
     """The best quarter of the finished trials (at least 3) of the rows (``rows()``, best first): what the
     next space narrows around."""
@@ -154,32 +157,95 @@ def best_trials(trials: list[dict]) -> list[dict]:
     return [r["values"] for r in complete[: max(3, len(complete) // 4)]]
 
 
-def plots(study: optuna.Study, folder: Path) -> list[Path]:
+def narrowing(trials: list[dict], space: dict, study_name: str, folder: Path) -> list[str]:
+    """``narrowed.yaml`` around the best trials, and the lines that say so; or the line that says why not."""
+    complete = sum(r["state"] == "COMPLETE" for r in trials)
+    if complete < MIN_TO_NARROW:
+        (folder / "narrowed.yaml").unlink(missing_ok=True)
+        return [f"No narrowed range yet: {complete} finished trial(s); ranges are narrowed around the best quarter "
+                f"once {MIN_TO_NARROW} have finished (--n_trials {MIN_TO_NARROW} or more)"]
+    top = best_trials(trials)
+    narrow = spaces.narrowed(space, top)
+    if narrow == space:
+        (folder / "narrowed.yaml").unlink(missing_ok=True)
+        return [f"No narrower range: the best {len(top)} trials span each option's whole range; "
+                "search longer (more trials or epochs) in the same space"]
+    text = spaces.as_yaml(narrow)
+    atomic_write_text(folder / "narrowed.yaml", f"# Ranges around the best {len(top)} trials of study {study_name}\n{text}")
+    return [f"Narrowed around the best {len(top)} trials ({shown(folder / 'narrowed.yaml')}, the next search's space):",
+            text.rstrip()]
+
+
+def _tidy(panels: list, metric: str, name: str) -> None:
+    """Optuna's plots in the study's words: the metric for "Objective Value", epochs for "Step", the options' own
+    names; fewer, turned tick labels so that neighbouring panels do not overprint each other."""
+    from matplotlib.ticker import MaxNLocator
+
+    for i, ax in enumerate(panels):
+        if ax.get_ylabel() in ("Objective Value", "Intermediate Value"):
+            ax.set_ylabel(metric)
+        if i and name == "params.png":
+            ax.set_ylabel("")  # one metric axis for the row
+        if ax.get_xlabel() == "Step":
+            ax.set_xlabel("epoch (0: the first)")
+        if name == "params.png":  # the option's own name (momentum, lr), its choices as written in the space
+            label = ax.get_xlabel()
+            ax.set_xlabel(("1 - " if label.startswith("1-") else "") + label.rsplit(".", 1)[-1])
+            labels = [t.get_text() for t in ax.get_xticklabels()]
+            if any("json:" in t for t in labels):
+                ax.set_xticks(ax.get_xticks(), [t.strip("'").removeprefix("json:") for t in labels])
+        elif ax.get_xscale() != "log":
+            ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+        for label in ax.get_xticklabels():
+            label.set_rotation(30)
+            label.set_horizontalalignment("right")
+
+
+def figures(study: optuna.Study, metric: str) -> dict:
+    """The study's plots as matplotlib figures, by file name (none without matplotlib, or with nothing to draw)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         from optuna.visualization import matplotlib as ov
     except ImportError:
-        return []
-    made = []
+        return {}
+    made = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name, draw in (("history.png", ov.plot_optimization_history), ("params.png", ov.plot_slice),
+        for name, draw in (("history.png", lambda s: ov.plot_optimization_history(s, target_name=metric)),
+                           ("params.png", lambda s: ov.plot_slice(s, target_name=metric)),
                            ("curves.png", ov.plot_intermediate_values)):
             try:
                 axes = draw(study)
             except Exception:  # noqa: BLE001 (nothing to draw yet)
                 continue
-            first = axes.flat[0] if hasattr(axes, "flat") else axes
-            figure = first.figure
-            figure.set_size_inches(max(6.4, 3.2 * (len(axes.flat) if hasattr(axes, "flat") else 1)), 4.8)
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-            plt.close(figure)
-            atomic_write(folder / name, lambda f, data=buffer.getvalue(): f.write(data))
-            made.append(folder / name)
+            panels = list(axes.flat) if hasattr(axes, "flat") else [axes]
+            figure = panels[0].figure
+            figure.set_size_inches(max(6.4, 4.0 * len(panels)), 4.8)
+            figure.subplots_adjust(wspace=0.3)
+            _tidy(panels, metric, name)
+            for bar in [ax for ax in figure.axes if ax not in panels]:  # the colour bar: beside the last panel
+                box = panels[-1].get_position()
+                bar.set_position([box.x1 + 0.01, box.y0, 0.012, box.height])
+            made[name] = figure
+    return made
+
+
+def plots(study: optuna.Study, folder: Path, metric: str) -> list[Path]:
+    """``figures()`` written as PNG files into the study's folder."""
+    drawn = figures(study, metric)
+    if not drawn:
+        return []
+    import matplotlib.pyplot as plt
+
+    made = []
+    for name, figure in drawn.items():
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        atomic_write(folder / name, lambda f, data=buffer.getvalue(): f.write(data))
+        made.append(folder / name)
     return made
 
 
@@ -212,13 +278,9 @@ def report(study: optuna.Study, space: dict, metric: str, folder: Path) -> str:
     found = importance(study, space) if not chance else {}
     if found:
         lines.append("Importance: " + ", ".join(f"{o} {v:.2f}" for o, v in found.items()))
-    top = best_trials(trials)
-    if len(top) >= 2 and not chance:
-        narrow = spaces.as_yaml(spaces.narrowed(space, top))
-        atomic_write_text(folder / "narrowed.yaml", f"# Ranges around the best {len(top)} trials of study {study.study_name}\n{narrow}")
-        lines.append(f"Narrowed around the best {len(top)} trials ({shown(folder / 'narrowed.yaml')}, the next search's space):")
-        lines.append(narrow.rstrip())
-    made = plots(study, folder)
+    if not chance and best is not None:
+        lines.extend(narrowing(trials, space, study.study_name, folder))
+    made = plots(study, folder, metric)
     if made:
         lines.append("Plots: " + ", ".join(shown(p) for p in made))
     lines.append(f"Compare the trials' curves and HPARAMS: tensorboard --logdir {shown(folder / 'trials')}")

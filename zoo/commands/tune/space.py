@@ -197,7 +197,9 @@ def narrowed(space: dict, best: list[dict]) -> dict:
             out[option] = {"scale": "int", "low": a, "high": b, **({"step": spec["step"]} if spec["step"] != 1 else {})}
         else:
             # 4 significant digits, of 1-β for a β (0.9944, not 0.99)
-            r = (lambda v: 1.0 - float(f"{1.0 - v:.4g}")) if spec["scale"] == "one_minus_log" else (lambda v: float(f"{v:.4g}"))
+            # (1 - 0.451 is 0.5489999999999999 in binary: written back at 12 digits, 0.549)
+            r = (lambda v: float(f"{1.0 - float(f'{1.0 - v:.4g}'):.12g}")) if spec["scale"] == "one_minus_log" \
+                else (lambda v: float(f"{v:.4g}"))
             out[option] = {"scale": spec["scale"], "low": r(a), "high": r(b)}
             if out[option]["low"] >= out[option]["high"]:  # rounding met: keep the unrounded ends
                 out[option] |= {"low": a, "high": b}

@@ -51,6 +51,15 @@ def _last_line(log: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
+def _output_fd() -> int | None:
+    """A copy of this process's standard output for a trial to write its progress on (None when it has none)."""
+    try:
+        sys.stdout.flush()
+        return os.dup(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced by a stream without a file (a test's capture)
+        return None
+
+
 class Stopped(Exception):
     """SIGTERM reached the worker (preemption, ``scancel``, ``kill``); the message is the one line to print."""
 
@@ -148,10 +157,11 @@ class Worker:
         command = [sys.executable, "-m", "zoo.commands.tune.trial", "fit", *self.settings["fit_args"], *option_words(values),
                    f"--trainer.logger.init_args.save_dir={self.folder}", "--trainer.logger.init_args.name=trials",
                    "--trainer.enable_progress_bar=false"]
+        progress = _output_fd()  # the trial's epoch lines come to the worker's output
         env = {**os.environ, ENV: json.dumps({
             "storage": self.settings["storage"], "study": self.study.study_name, "trial_id": trial._trial_id,
             "number": trial.number, "values": values, "metric": self.settings["metric"], "pruner": self.pruner,
-            "outcome": str(outcome)})}
+            "outcome": str(outcome), "progress_fd": progress})}
         said = " ".join(f"{o.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{o.rsplit('.', 1)[-1]}={v}"
                          for o, v in values.items())
         again = f" (again: trial {retried}'s worker died)" if retried is not None else ""
@@ -165,9 +175,13 @@ class Worker:
         print(f"Trial {trial.number}{again}: {said}", flush=True)
         start = time.monotonic()
         try:
-            with Heartbeat(self.study._storage, trial._trial_id), open(log, "wb") as out:
-                self.child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                              preexec_fn=_die_with_parent)
+            with Heartbeat(self.study._storage, trial._trial_id, self.study), open(log, "wb") as out:
+                try:
+                    self.child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                  preexec_fn=_die_with_parent, pass_fds=() if progress is None else (progress,))
+                finally:
+                    if progress is not None:
+                        os.close(progress)
                 code = self.child.wait()
                 self.child = None
         except KeyboardInterrupt:  # Ctrl-C reached the run too; the study gets a new trial in its place
