@@ -191,3 +191,15 @@ class KillMidWrite(L.Callback):
         import zoo.training.checkpoint_io as io
 
         io.atomic_write = dying
+
+
+class ScriptedMetric(L.Callback):
+    """Replaces a logged metric's value epoch by epoch with ``values`` before the checkpoints read it: a run whose
+    best epoch is known in advance."""
+
+    def __init__(self, name: str = "val/acc", values: list[float] = (0.5, 0.9, 0.7)) -> None:
+        self.name, self.values = name, list(values)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            trainer.callback_metrics[self.name] = torch.tensor(self.values[trainer.current_epoch])

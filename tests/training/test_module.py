@@ -38,3 +38,22 @@ def test_a_resumed_run_draws_the_same_step_curve(tmp_path, mlp_fashion):
     assert sorted(curve) == sorted(expected) == [4, 9, 14, 19, 24, 29, 34, 39, 44]
     for step in expected:
         assert curve[step] == pytest.approx(expected[step], rel=1e-6), step
+
+
+def test_best_ckpt_is_the_epoch_of_the_best_val_acc_and_last_ckpt_the_last(tmp_path, monkeypatch):
+    """val/acc scripted to 0.5, 0.9, 0.7: best.ckpt holds the second epoch (higher is better), last.ckpt the third."""
+    import torch
+
+    from tests.helpers import make_mnist_like
+
+    make_mnist_like(tmp_path / "data" / "FashionMNIST" / "raw")
+    (tmp_path / "script.yaml").write_text("trainer:\n  callbacks:\n    - class_path: tests.helpers.fakes.ScriptedMetric\n"
+                                          "      init_args: {name: val/acc, values: [0.5, 0.9, 0.7]}\n")
+    monkeypatch.chdir(tmp_path)
+    run = cli("fit", "--model", "SoftmaxRegression", "--data", "tests.helpers.fakes.FakeFashionMNIST", "--data.root",
+              "data", "--data.val_size", "50", "--trainer.max_epochs", "3", "-c", "script.yaml")
+    folder = Path(run.trainer.checkpoint_callback.dirpath)
+    best = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(folder / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (best["epoch"], last["epoch"]) == (1, 2)
+    assert best["global_step"] < last["global_step"]
