@@ -91,7 +91,7 @@ def main() -> None:
     root = str(Path(args.root).resolve())
     from torchvision.datasets import FashionMNIST
 
-    from tests.commands.serve.test_command import free_port, start
+    from tests.commands.serve.test_command import start
     from zoo.commands.export.formats import Runner
 
     test = FashionMNIST(root, train=False)

@@ -17,7 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import machine, write_section  # noqa: E402
-from tests.helpers.resume_runs import KillPoint, killed_and_resumed, prepare, reference_run  # noqa: E402
+from tests.helpers.resume_runs import (  # noqa: E402
+    KillPoint,
+    killed_and_resumed,
+    prepare,
+    reference_run,
+)
 
 # (processes, every N steps, kill points); 12 steps an epoch on 1 process, 6 on each of 2
 PLAN = [

@@ -2,7 +2,7 @@
 on an idle machine and on a busy one (a CPU-bound process per core beside the server), the thread counts
 alternating within each round. What `--threads`' default is chosen by.
 
-    python benchmarks/serve_threads.py --root ../shared/datasets [--rounds 3] [--seconds 10]
+    python benchmarks/serve_threads.py --root ../shared/datasets [--rounds 3] [--seconds 10] [--models LeNet NiN]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-CASES = [("LeNet", "FASHIONMNIST_V1"), ("ResNet18", "FASHIONMNIST_CPU_V1")]
+CASES = [("LeNet", "FASHIONMNIST_V1"), ("NiN", "FASHIONMNIST_CPU_V1")]  # a small and a larger shipped network
 
 
 def load(url: str, files: list[bytes], seconds: float, clients: int = 8) -> tuple[float, float]:
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count()])
+    parser.add_argument("--models", nargs="+", default=[m for m, _ in CASES])
     args = parser.parse_args()
     from torchvision.datasets import FashionMNIST
 
@@ -75,7 +76,7 @@ def main() -> None:
     print(f"{cores} cores; 8 clients, {args.seconds:g} s a measurement, {args.rounds} rounds, thread counts "
           f"alternating; busy: {cores} CPU-bound processes beside the server", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for model, weights in CASES:
+        for model, weights in [c for c in CASES if c[0] in args.models]:
             for busy in (False, True):
                 got = {t: [] for t in args.threads}
                 for _ in range(args.rounds):

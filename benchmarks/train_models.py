@@ -34,8 +34,8 @@ REDUCED = {
 def run_one(config: str, root: str, overrides: list[str]) -> dict:
     import torch
 
-    from zoo.commands.lightning import cli_main
     from zoo.callbacks import SamplesPerSecond
+    from zoo.commands.lightning import cli_main
 
     quiet = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
     cli = cli_main(["-c", config, "--data.root", root, *quiet, *overrides], run=False)

@@ -30,7 +30,8 @@ COMMANDS: dict[str, Command] = {
     "reproduce": Command("zoo.commands.reproduce:main", "Retrain a trained weights file from its recipe and compare "
                          "it with its card:\nzoo reproduce MODEL NAME --data.root DIR"),
     "tune": Command("zoo.commands.tune.command:main", "Search hyperparameters (Optuna), each trial a zoo fit run:\n"
-                    "zoo tune -c configs/mlp_fashion_mnist.yaml -c configs/search/lr_momentum.yaml --n_trials 20"),
+                    "zoo tune -c configs/mlp_fashion_mnist.yaml -c configs/search/lr_momentum.yaml --n_trials 8 "
+                    "--trainer.max_epochs 3"),
     "export": Command("zoo.commands.export.command:main", "A checkpoint or trained weights as one ONNX or pt2 file, "
                       "checked against the eager model:\nzoo export --ckpt_path best --format onnx --data.root DIR"),
     "serve": Command("zoo.commands.serve.command:main", "An HTTP server for a checkpoint, trained weights or an "

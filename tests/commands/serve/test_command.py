@@ -272,3 +272,14 @@ def test_sigterm_to_the_server_stops_every_process_it_started_and_frees_the_port
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_one_inference_thread_unless_told():
+    """The default chosen by benchmarks/serve_threads.py (RESULTS.md): one thread, not a thread per core."""
+    from zoo.commands.serve.command import parse
+    from zoo_common import ConfigError
+
+    assert parse(["--exported", "m.onnx"])[0].threads == 1
+    assert parse(["--exported", "m.onnx", "--threads", "3"])[0].threads == 3
+    with pytest.raises(ConfigError, match="--threads 0: give a whole number >= 1"):
+        parse(["--exported", "m.onnx", "--threads", "0"])

@@ -26,13 +26,19 @@ What to serve:
   --max_batch_size B  requests that arrive together are run as one batch of up to B (default 16)
   --batch_timeout S   how long the first request of a batch waits for others, in seconds (default 0.005)
   --max_upload_mb M   larger uploads get 413 (default 10)
-  --threads T         CPU threads for inference (default: PyTorch's / ONNX Runtime's own choice)
+  --threads T         CPU threads for inference (default 1: measured fastest, idle and busy; see the docs)
   --max_megapixels N  larger images get 413, known from their header before decoding (default 40)
   --unchecked         serve an exported file whose FILE.json (its recorded sha256) is missing
 
 POST /predict with the image as form field `image` (curl -F image=@photo.jpg http://127.0.0.1:8000/predict);
 GET /health answers "ok" once the model is loaded.
 """
+
+
+# One inference thread: on 2 cores, beside two busy processes, it answered 2.3x (LeNet) and 1.7x (NiN) the
+# requests of a thread per core (the libraries' own choice) at a third of the p95 latency; idle, LeNet 1.8x,
+# NiN 0.94x (benchmarks/serve_threads.py, RESULTS.md). The web workers and the decoding need cores too.
+THREADS = 1
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -44,14 +50,14 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--max_batch_size", type=int, default=16)
     parser.add_argument("--batch_timeout", type=float, default=0.005)
     parser.add_argument("--max_upload_mb", type=float, default=10)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--max_megapixels", type=float, default=MAX_MEGAPIXELS)
     parser.add_argument("--unchecked", action="store_true")
     try:
         ours, rest = parser.parse_known_args(argv)
     except SystemExit:
         raise ConfigError("bad zoo serve option (see above); `zoo serve --help` shows them") from None
-    for name, low in (("port", 1), ("top_k", 1), ("max_batch_size", 1)):
+    for name, low in (("port", 1), ("top_k", 1), ("max_batch_size", 1), ("threads", 1)):
         if getattr(ours, name) < low:
             raise ConfigError(f"--{name} {getattr(ours, name)}: give a whole number >= {low}")
     if not 0 < ours.port < 65536:
