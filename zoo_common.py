@@ -97,20 +97,27 @@ def class_name(class_path: str | None) -> str | None:
     return class_path.rsplit(".", 1)[-1] if class_path else None
 
 
+def _filled(table: dict[str, type], package: str) -> dict[str, type]:
+    """The table, its package imported first (its modules register themselves): whoever asks for a name gets
+    every one, whatever was imported before (``import zoo`` itself imports nothing, to start fast)."""
+    importlib.import_module(package)
+    return table
+
+
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return sorted(_filled(_MODELS, "zoo.models"))
 
 
 def list_datamodules() -> list[str]:
-    return sorted(_DATAMODULES)
+    return sorted(_filled(_DATAMODULES, "datamodules"))
 
 
 def get_model(name: str) -> type:
-    return _get(_MODELS, "model", name)
+    return _get(_filled(_MODELS, "zoo.models"), "model", name)
 
 
 def get_datamodule(name: str) -> type:
-    return _get(_DATAMODULES, "DataModule", name)
+    return _get(_filled(_DATAMODULES, "datamodules"), "DataModule", name)
 
 
 def import_class(dotted: str) -> type | None:

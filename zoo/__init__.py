@@ -9,26 +9,33 @@ Layers, each importing only those below it:
 - ``zoo.weights``: trained weights (catalogue, cards, the resolver for the zoo's and torchvision's names);
 - ``zoo.commands`` and ``zoo.cli``: the ``zoo`` command, one module per subcommand.
 
-Importing ``zoo`` registers every model (``zoo.LeNet``, the class paths the configs use) and lets a model start
-from weights by name.
+Importing ``zoo`` costs nothing: ``zoo --version``, ``zoo --help`` and ``zoo weights`` need neither torch nor
+Lightning. The first use of a model's name (``zoo.LeNet``, ``class_path: zoo.LeNet`` in a config) or of the names
+below registers every model.
 """
 
-from zoo import models
-from zoo.training.module import ClassificationModule, RegressionModule, ZooModule
-from zoo.weights.pretrained import load_into
-from zoo_common import get_model, list_models, register_model
+from __future__ import annotations
 
-# the models sit below the weights: the core asks through this hook for what a weights name holds
-ClassificationModule.weights_loader = load_into
+import importlib
+
+_NAMES = {"ClassificationModule": "zoo.training.module", "RegressionModule": "zoo.training.module",
+          "ZooModule": "zoo.training.module", "get_model": "zoo_common", "list_models": "zoo_common",
+          "register_model": "zoo_common"}
 
 
-def __getattr__(name: str) -> type:
-    """``zoo.LeNet`` (and ``class_path: zoo.LeNet`` in a config): every registered model by its name."""
+def __getattr__(name: str):
+    """``zoo.LeNet`` (and ``class_path: zoo.LeNet`` in a config): every registered model by its name, loaded on
+    first use, as are the names of ``__all__``."""
+    if name.startswith("__") and name != "__all__":
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    from zoo_common import get_model, list_models
+
+    importlib.import_module("zoo.models")  # registers every model
+    if name == "__all__":
+        return ["models", *_NAMES, *list_models()]
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
     try:
         return get_model(name)
     except KeyError:
         raise AttributeError(f"module 'zoo' has no attribute {name!r}") from None
-
-
-__all__ = ["ClassificationModule", "RegressionModule", "ZooModule", "get_model", "list_models", "models",
-           "register_model", *list_models()]

@@ -12,7 +12,8 @@ def test_a_fit_that_trains_nothing_leaves_no_folder(tmp_path, fashion):
 
 
 def test_a_failed_predict_adds_no_event_file(tmp_path, fashion):
-    out = zoo(["fit", "--model", "MLP", *fashion, "--trainer.max_epochs", "1"], tmp_path)
+    out = zoo(["fit", "--model", "MLP", *fashion, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "2"],
+              tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = (tmp_path / "lightning_logs").glob("*/version_*")
     before = sorted(run.iterdir())

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: the commands LightningCLI runs (the rest are the zoo's own)
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
 
 class Command(NamedTuple):
     target: str  # "module:function"

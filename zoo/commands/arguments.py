@@ -12,13 +12,11 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from zoo.commands import run_identity, runs
+from zoo.commands import SUBCOMMANDS, run_identity, runs
 from zoo.commands.names import check_names, dropped_options, named_classes
 from zoo.commands.runs import find_checkpoint
 from zoo.training.runs import read_hparams
 from zoo_common import ConfigError, class_name
-
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 def option(args: list[str], name: str) -> tuple[int, str | None]:

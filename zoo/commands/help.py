@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 import sys
 
-from zoo.commands import COMMANDS
-from zoo.commands.arguments import SUBCOMMANDS, option
-from zoo_common import get_datamodule, get_model, list_datamodules, list_models
+from zoo.commands import COMMANDS, SUBCOMMANDS
+
+# `zoo --help`, `zoo --version` and `zoo weights` use only top_help, version and show: nothing here imports torch
+# or Lightning at the top; the subcommands' help imports what it lists.
 
 TEXT = """usage: zoo {sub} [-c CONFIG.yaml] [--model NAME] [--data NAME] [--OPTION VALUE ...]
 
@@ -81,14 +82,31 @@ def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 
-    import lightning
-    import torch
+    def of(package: str) -> str:  # the installed version, read without importing the package (seconds for torch)
+        try:
+            return installed(package)
+        except PackageNotFoundError:  # a checkout that was not installed
+            return "(not installed)"
 
+    return f"d2l-zoo {of('d2l-zoo')} (torch {torch_build() or of('torch')}, lightning {of('lightning')})"
+
+
+def torch_build() -> str | None:
+    """torch's own ``__version__`` with its build (``2.14.1+cu130``: CUDA 13.0), read from its version.py without
+    importing it; None where that file is not found."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return None
     try:
-        own = installed("d2l-zoo")
-    except PackageNotFoundError:  # run from a checkout that was not installed
-        own = "(not installed)"
-    return f"d2l-zoo {own} (torch {torch.__version__}, lightning {lightning.__version__})"
+        text = (Path(spec.origin).parent / "version.py").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^__version__\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", text, flags=re.M)
+    return found.group(1) if found else None
 
 
 def class_help(argv: list[str]) -> list[str]:
@@ -96,6 +114,8 @@ def class_help(argv: list[str]) -> list[str]:
     options of what was chosen, not the general listing. Returns the words to parse."""
     if not any(a in ("-h", "--help") for a in argv) or argv[-2:] in (["--help", "all"], ["-h", "all"]):
         return argv
+    from zoo.commands.arguments import option
+
     for key in ("--data", "--model"):
         name = option(argv, key)[1]
         if name:
@@ -104,6 +124,8 @@ def class_help(argv: list[str]) -> list[str]:
 
 
 def short_help(subcommand: str) -> str:
+    from zoo_common import list_datamodules, list_models
+
     return TEXT.format(
         sub=subcommand, what=WHAT[subcommand], models=", ".join(list_models()), datamodules=", ".join(list_datamodules()),
         ckpt={"fit": "resume from", "predict": "predict with"}.get(subcommand, "evaluate"), only=ONLY.get(subcommand, ""),
@@ -113,6 +135,8 @@ def short_help(subcommand: str) -> str:
 
 def catalogue() -> str:
     """``zoo list``: every model and DataModule with the first line of its docstring."""
+    from zoo_common import get_datamodule, get_model, list_datamodules, list_models
+
     parts = []
     for title, names, get in (("Models (--model)", list_models(), get_model),
                               ("DataModules (--data)", list_datamodules(), get_datamodule)):

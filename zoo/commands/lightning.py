@@ -20,7 +20,7 @@ import zoo.models  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo import callbacks as cb
 from zoo.callbacks.predictions import report_unreadable
-from zoo.commands import arguments, checks, defaults, run_identity, runs
+from zoo.commands import SUBCOMMANDS, arguments, checks, defaults, run_identity, runs
 from zoo.commands.help import short_help, show
 from zoo.layers.batchnorm_sync import BatchNormSync
 from zoo.training.module import ZooModule
@@ -143,7 +143,7 @@ def cli_main(args: ArgsType = None, run: bool = True, cls: type[ZooCLI] = ZooCLI
         ZooModule, InMemoryDataModule, subclass_mode_model=True, subclass_mode_data=True, seed_everything_default=0,
         trainer_defaults={"plugins": defaults.PLUGINS, "max_epochs": defaults.MAX_EPOCHS},
         save_config_callback=cb.SaveRunConfig, save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in arguments.SUBCOMMANDS},
+        parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS},
                        "description": "The d2l model zoo. `zoo list` lists the models and DataModules."},
         args=args, run=run,
     )
@@ -175,7 +175,7 @@ def with_model(args: list[str], action: Callable) -> None:
 
 def main(argv: list[str], callbacks: Sequence[Callback] = ()) -> None:
     """``zoo SUBCOMMAND ...`` (the subcommand among ``argv``), with ``callbacks`` added to the run's own."""
-    if len(argv) == 2 and argv[0] in arguments.SUBCOMMANDS and argv[1] in ("-h", "--help"):
+    if len(argv) == 2 and argv[0] in SUBCOMMANDS and argv[1] in ("-h", "--help"):
         show(short_help(argv[0]))
         return
     if argv[-2:] in (["--help", "all"], ["-h", "all"]):

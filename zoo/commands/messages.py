@@ -12,7 +12,7 @@ from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from zoo.commands.arguments import SUBCOMMANDS
+from zoo.commands import SUBCOMMANDS
 from zoo.commands.runs import RunFinished
 from zoo_common import ZooError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -161,8 +162,8 @@ class ClassificationModule(ZooModule):
     head: ClassVar[str | int] = -1
     #: the first convolution within ``net`` (its weight is adapted to other input channels); "" for none
     stem: ClassVar[str] = ""
-    #: how ``weights`` becomes tensors in ``net``: set by ``zoo.weights``, the layer above the models, which
-    #: holds the catalogue and torchvision's names (``import zoo`` sets it)
+    #: how ``weights`` becomes tensors in ``net``: ``zoo.weights.pretrained.load_into``, of the layer above the
+    #: models (the catalogue, torchvision's names), found by name on first use
     weights_loader: ClassVar[Callable[[ClassificationModule], None] | None] = None
 
     def __init__(
@@ -240,8 +241,8 @@ class ClassificationModule(ZooModule):
         """Load ``self.weights`` into the network (called at the end of each model's constructor)."""
         if not self.weights:
             return
-        if ClassificationModule.weights_loader is None:
-            raise RuntimeError("weights by name need the zoo's weights layer: import zoo (or zoo.weights) first")
+        if ClassificationModule.weights_loader is None:  # the weights layer sits above the models: found by name
+            ClassificationModule.weights_loader = importlib.import_module("zoo.weights.pretrained").load_into
         ClassificationModule.weights_loader(self)
 
     def _split_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import urllib.error
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from zoo_common import ZooError
+
+if TYPE_CHECKING:
+    import torch
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE / "catalogue.json"
@@ -61,7 +63,14 @@ class Entry:
 
 
 def hub_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / "d2l-zoo"
+    """torch.hub's folder (``torch.hub.get_dir()``), known without importing torch where it is not loaded yet
+    (``zoo weights`` reads the catalogue only): $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub."""
+    if "torch" in sys.modules:  # torch.hub.set_dir may have moved it
+        import torch.hub
+
+        return Path(torch.hub.get_dir()) / "checkpoints" / "d2l-zoo"
+    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(os.path.expanduser(home)) / "hub" / "checkpoints" / "d2l-zoo"
 
 
 @cache
@@ -114,6 +123,8 @@ def local_file(entry: Entry) -> Path:
 
 def download(entry: Entry, path: Path) -> None:
     """torch.hub's download into the cache: a temporary file, checked against the full sha256, then moved."""
+    import torch.hub
+
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(entry.url, str(path), hash_prefix=entry.sha256, progress=False)

@@ -176,14 +176,16 @@ def test_zoo_export_of_catalogue_weights_checks_the_whole_test_set(fmt, tmp_path
     assert not re.search(r"^[WE]\d{4} ", done.stderr, re.M), done.stderr
 
 
-def test_bad_export_commands_are_one_line_and_exit_2(tmp_path):
+def test_bad_export_commands_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from tests.helpers import run_main
+
+    monkeypatch.chdir(tmp_path)
     for args, words in ((["--format", "tflite", "--model", "LeNet"], "--format tflite: choose onnx or pt2"),
                         (["--model", "LeNet", "--data", "FashionMNIST"], "needs trained weights"),
                         (["--model", "LeNet", "--model.weights", "NOPE_V1", "--data", "FashionMNIST"], "NOPE_V1")):
-        done = subprocess.run([sys.executable, "-m", "zoo.cli", "export", *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120)
-        assert done.returncode == 2 and words in done.stderr, (args, done.stderr)
-        assert done.stderr.strip().splitlines()[-1].startswith("error:")
+        code, out = run_main(["export", *args], capsys)
+        assert code == 2 and words in out, (args, out)
+        assert out.strip().splitlines()[-1].startswith("error:")
     assert not any(tmp_path.rglob("*.onnx"))
 
 
