@@ -97,3 +97,29 @@ def test_tensorboard_serves_the_scalars_of_a_run(fake_fashion, tmp_path):
     written = [(e.step, e.value) for e in events.Scalars("val/acc")]
     assert [(step, value) for _, step, value in served] == written
     assert len(written) == 3 and run.trainer.current_epoch == 3
+
+
+def test_without_the_progress_bar_a_line_every_ten_seconds_with_the_time_left(capsys):
+    """zoo reproduce, a batch job's log: a line at most every 10 s (none for a run shorter than that)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from zoo.callbacks.monitoring import ProgressLines
+
+    clock = [100.0]
+    lines = ProgressLines(every_s=10)
+    lines.clock = lambda: clock[0]
+    trainer = SimpleNamespace(num_training_batches=100, max_steps=-1, max_epochs=4, global_rank=0, sanity_checking=False,
+                              global_step=0, current_epoch=0, callback_metrics={"train/loss_step": torch.tensor(0.5)},
+                              state=SimpleNamespace(fn="fit"))
+    lines.on_train_start(trainer, None)
+    for step in range(1, 201):  # two epochs of 100 batches, a quarter of a second each
+        clock[0] += 0.25
+        trainer.global_step, trainer.current_epoch = step, (step - 1) // 100
+        lines.on_train_batch_end(trainer, None, None, None, (step - 1) % 100)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 5  # 50 s of training
+    # after 40 of 400 steps in 10 s: 360 more at the same pace
+    assert out[0] == "Epoch 1/4, batch 40/100, train/loss 0.5000; 0:10 elapsed, about 1:30 left"
+    assert out[-1] == "Epoch 2/4, batch 100/100, train/loss 0.5000; 0:50 elapsed, about 0:50 left"

@@ -18,7 +18,8 @@ ENTRY = catalogue.find("SoftmaxRegression", "FASHIONMNIST_V1")
 
 def fake_training(tensors: dict[str, torch.Tensor]):
     """A stand-in for the recipe's training: a run folder whose best.ckpt holds ``tensors`` as the network's."""
-    def train(recipe, root, folder, log) -> Path:
+    def train(recipe, root, folder, log, show=None) -> Path:
+        show("Epoch 1/10, batch 7/235, train/loss 2.1000; 0:10 elapsed, about 5:40 left")  # the fit's progress line
         run = Path(folder) / "run"
         (run / "checkpoints").mkdir(parents=True)
         torch.save({"state_dict": {f"net.{k}": v for k, v in tensors.items()}}, run / "checkpoints" / "best.ckpt")
@@ -31,6 +32,7 @@ def test_the_cards_tensors_are_identical_bit_for_bit(tmp_path, monkeypatch, caps
     assert reproduce.reproduce([ENTRY.model, ENTRY.name, "--data.root", str(tmp_path), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"sha256 of the retrained file: {ENTRY.sha256}" in out and "Identical" in out
+    assert "\n  Epoch 1/10, batch 7/235, train/loss 2.1000; 0:10 elapsed, about 5:40 left\n" in out
 
 
 @pytest.mark.parametrize("accuracy, code", [(None, 0), (-0.02, 1)])

@@ -14,6 +14,7 @@ from zoo.callbacks.monitoring import (
     HparamsWithMetrics,
     InputGrid,
     ProgressBar,
+    ProgressLines,
     SamplesPerSecond,
     ShowDeviceLines,
 )
@@ -26,5 +27,5 @@ from zoo.callbacks.reliability import (
 from zoo.callbacks.runs import RemoveEmptyRun, SaveRunConfig
 
 __all__ = ["DEVICE_LINES", "AnnounceRun", "CheckpointEveryNSteps", "CheckpointOnSigterm", "HparamsWithMetrics",
-           "InputGrid", "PredictionsCSV", "ProgressBar", "RemoveEmptyRun", "SamplesPerSecond", "SaveRunConfig",
+           "InputGrid", "PredictionsCSV", "ProgressBar", "ProgressLines", "RemoveEmptyRun", "SamplesPerSecond", "SaveRunConfig",
            "ShowDeviceLines", "StopOnNonFiniteLoss"]

@@ -1,5 +1,6 @@
 """Callbacks that show a run: where it is kept (``AnnounceRun``), the device lines once the data is there
-(``ShowDeviceLines``), ``InputGrid``, ``SamplesPerSecond``, ``HparamsWithMetrics``, ``ProgressBar``."""
+(``ShowDeviceLines``), ``InputGrid``, ``SamplesPerSecond``, ``HparamsWithMetrics``, ``ProgressBar`` and, without it,
+``ProgressLines``."""
 
 from __future__ import annotations
 
@@ -285,3 +286,52 @@ class ProgressBar(RichProgressBar):
         if batch_idx + 1 >= trainer.num_training_batches or now - self._last_draw >= self.min_interval:
             self._last_draw = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ProgressLines(L.Callback):
+    """Without the progress bar (a log file, a batch job, a run started by another command): a line at most every
+    ``every_s`` seconds while training or validating, where it is and about how long is left. A run shorter than
+    ``every_s`` prints none."""
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.start = self.last = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = self.last = self.clock()
+
+    def _total(self, trainer: L.Trainer) -> int | None:
+        per_epoch = trainer.num_training_batches
+        if not isinstance(per_epoch, int) or per_epoch <= 0:
+            return None
+        totals = [trainer.max_steps] if trainer.max_steps and trainer.max_steps > 0 else []
+        if trainer.max_epochs and trainer.max_epochs > 0:
+            totals.append(trainer.max_epochs * per_epoch)
+        return min(totals) if totals else None
+
+    def _line(self, trainer: L.Trainer, where: str) -> None:
+        now = self.clock()
+        if now - self.last < self.every_s or trainer.global_rank != 0 or trainer.sanity_checking:
+            return
+        self.last = now
+        elapsed, total = now - self.start, self._total(trainer)
+        done = trainer.global_step
+        left = f", about {_clock(elapsed * (total - done) / done)} left" if total and 0 < done < total else ""
+        loss = trainer.callback_metrics.get("train/loss_step")
+        shown = f", train/loss {float(loss):.4f}" if loss is not None else ""
+        epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        print(f"Epoch {trainer.current_epoch + 1}{epochs}, {where}{shown}; {_clock(elapsed)} elapsed{left}", flush=True)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        self._line(trainer, f"batch {batch_idx + 1}/{trainer.num_training_batches}")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if trainer.state.fn == "fit":
+            self._line(trainer, f"validating, batch {batch_idx + 1}")

@@ -41,4 +41,6 @@ def callbacks(config, extra: Sequence[Callback] = ()) -> list[Callback]:
         monitors.append(LearningRateMonitor(logging_interval="epoch"))
     if config.trainer.get("enable_progress_bar") is not False:
         monitors.append(cb.ProgressBar())
+    else:  # a log file, a batch job, zoo reproduce: a line every 10 s instead
+        monitors.append(cb.ProgressLines())
     return [*monitors, *extra]

@@ -58,7 +58,7 @@ def reproduce(argv: list[str]) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "fit.log", "w") as log:
             try:
-                run = train(recipe, root, folder, log)
+                run = train(recipe, root, folder, log, show=lambda line: print(f"  {line}", flush=True))
             except subprocess.CalledProcessError:
                 tail = (folder / "fit.log").read_text().strip().splitlines()[-1:]
                 raise ConfigError(f"the training failed: {tail[0] if tail else 'no output'} "

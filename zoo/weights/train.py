@@ -40,14 +40,25 @@ def run_folder(out: Path) -> Path:
     return found[0].parent.parent
 
 
-def train(recipe: Recipe, root: str | os.PathLike, out: str | os.PathLike, log=None) -> Path:
+def train(recipe: Recipe, root: str | os.PathLike, out: str | os.PathLike, log=None, show=None) -> Path:
     """Train ``recipe`` into ``out`` (which must not hold a run yet); returns the run folder. The wall time
-    and the machine go to ``out/train.json``."""
+    and the machine go to ``out/train.json``. With ``log`` (a text file), the run's output goes there, and its
+    progress lines (one every 10 s at most) to ``show`` too."""
     out = Path(out).resolve()  # zoo fit runs in the checkout (its configs/ are relative)
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "zoo.cli", *fit_command(recipe, root, out), "--trainer.enable_progress_bar", "false"]
     start = time.time()
-    subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT if log else None)
+    if log is None:
+        subprocess.run(command, cwd=REPO, check=True)
+    else:
+        with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              errors="replace") as run:
+            for line in run.stdout:
+                log.write(line)
+                if show is not None and line.startswith("Epoch "):
+                    show(line.rstrip())
+        if run.returncode:
+            raise subprocess.CalledProcessError(run.returncode, command)
     seconds = time.time() - start
     (out / "train.json").write_text(json.dumps({"seconds": round(seconds, 1), "seed": recipe.seed}))
     return run_folder(out)

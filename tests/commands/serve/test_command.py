@@ -102,6 +102,8 @@ def start(args: list[str], cwd, log: Path | None = None) -> tuple[subprocess.Pop
         try:
             with urllib.request.urlopen(url + "/health", timeout=2) as answer:
                 if answer.read() == b"ok":
+                    while log and "zoo serve: ready (" not in log.read_text() and time.monotonic() < deadline:
+                        time.sleep(0.1)  # its own line that it is ready, the last of its start
                     return server, url
         except OSError:
             time.sleep(0.5)
@@ -263,7 +265,12 @@ def test_sigterm_to_the_server_stops_every_process_it_started_and_frees_the_port
         while any(_alive(c) for c in children) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [c for c in children if _alive(c)], "processes of the server outlived it"
-        assert process.returncode == 143 and "stopped by SIGTERM" in process.stdout.read()
+        said = process.stdout.read()
+        assert process.returncode == 143 and "stopped by SIGTERM" in said
+        # its last words: that line alone, no process's trace (a web worker once printed a KeyboardInterrupt's)
+        after = said[said.index("Serving "):]
+        assert "Traceback" not in after and "KeyboardInterrupt" not in after, after
+        assert after.strip().splitlines()[-1] == "zoo serve: stopped by SIGTERM"
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))  # free again
@@ -283,3 +290,35 @@ def test_one_inference_thread_unless_told():
     assert parse(["--exported", "m.onnx", "--threads", "3"])[0].threads == 3
     with pytest.raises(ConfigError, match="--threads 0: give a whole number >= 1"):
         parse(["--exported", "m.onnx", "--threads", "0"])
+
+
+def test_a_starting_server_says_what_it_does_every_ten_seconds_then_that_it_is_ready(capsys):
+    """Loading, then starting its processes: a line every 10 s (here 0.2 s) until /health answers, then 'ready'."""
+    import http.server
+
+    from zoo.commands.serve import command
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    command.phase[0] = "loading the model"
+    watcher = threading.Thread(target=command.progress, args=("127.0.0.1", port, 0.2))
+    watcher.start()
+    time.sleep(1)
+    command.phase[0] = "starting the web workers and the inference worker"
+    time.sleep(1)
+    server = http.server.HTTPServer(("127.0.0.1", port), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    watcher.join(10)
+    server.shutdown()
+    said = capsys.readouterr().err.splitlines()
+    assert not watcher.is_alive() and said[-1].startswith("zoo serve: ready (")
+    assert sum(line.startswith("zoo serve: loading the model (") for line in said) >= 2
+    assert sum(line.startswith("zoo serve: starting the web workers") for line in said) >= 2

@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zoo.commands.serve.decode import MAX_MEGAPIXELS, BadUpload, from_bytes
+from zoo.commands.serve import MAX_MEGAPIXELS
+from zoo.commands.serve.decode import BadUpload, from_bytes
 from zoo.commands.serve.model import Eager, Exported
 
 FIELD = "image"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
 
-from zoo.commands.serve.decode import MAX_MEGAPIXELS
+from zoo.commands.serve import MAX_MEGAPIXELS
 from zoo_common import ConfigError
 
 USAGE = """usage: zoo serve [--exported FILE | MODEL OPTIONS] [--host H] [--port P] [--top_k K] [--max_batch_size B]
@@ -96,6 +97,10 @@ def main(argv: list[str]) -> None:
         return
     ours, rest = parse(argv)
     check_address(ours.host, ours.port)
+    import threading
+
+    say(f"loading {ours.exported or ' '.join(rest)}")
+    threading.Thread(target=progress, args=(ours.host, ours.port), daemon=True).start()
     from zoo.commands.export.formats import require_extra
 
     require_extra("zoo serve", "litserve")
@@ -123,9 +128,47 @@ def main(argv: list[str]) -> None:
 _terminated = False
 
 
+def say(text: str) -> None:
+    print(f"zoo serve: {text}", file=sys.stderr, flush=True)
+
+
+#: what the server is doing until it is ready, said every 10 s by ``progress``
+phase = ["loading the model"]
+
+
+def progress(host: str, port: int, every_s: float = 10.0) -> None:
+    """From the start until the server answers /health: a line every ``every_s`` seconds with what it is doing
+    (importing PyTorch, loading the model, starting its processes: from seconds to a minute on a busy machine),
+    then one that it is ready. Runs in a thread of its own."""
+    import time
+    import urllib.request
+
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else '[::1]' if host == '::' else host}:{port}/health"
+    start = last = time.monotonic()
+    while True:
+        if phase[0] != "loading the model":  # the server is starting: is it up?
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.read() == b"ok":
+                        say(f"ready ({time.monotonic() - start:.0f} s)")
+                        return
+            except Exception:  # noqa: BLE001 (not up yet: refused, reset, a half answer)
+                pass
+        if time.monotonic() - last >= every_s:
+            last = time.monotonic()
+            say(f"{phase[0]} ({last - start:.0f} s)")
+        time.sleep(min(0.5, every_s / 2))
+
+
+_MAIN = os.getpid()  # the process that parsed the command; web workers are forked from it, handler and all
+
+
 def _on_sigterm(signum, frame) -> None:
-    """SIGTERM (systemd, Docker, Kubernetes, a scheduler): the server stops as on Ctrl-C, every process with it."""
+    """SIGTERM (systemd, Docker, Kubernetes, a scheduler): the server stops as on Ctrl-C, every process with it.
+    A web worker that inherited this handler (its server hands SIGTERM back to it after stopping) just ends."""
     global _terminated
+    if os.getpid() != _MAIN:
+        raise SystemExit(0)
     _terminated = True
     raise KeyboardInterrupt
 
@@ -162,6 +205,7 @@ def run(spec: dict, source, options: argparse.Namespace, what: str) -> None:
     # LitServe stops its web servers, inference worker and manager on KeyboardInterrupt; SIGTERM reaches only
     # this process, so it is turned into one (the children would otherwise keep the port and go on answering)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    phase[0] = "starting the web workers and the inference worker"
     try:
         server.run(host=options.host, port=options.port, generate_client_file=False, log_level="warning")
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import torch
 from datamodules.files import DatasetError
 from datamodules.files_predict import read_image
 from datamodules.image_cache import BadImage, decode
+from zoo.commands.serve import MAX_MEGAPIXELS
 
 
 class BadUpload(ValueError):
@@ -24,10 +25,6 @@ class TooManyPixels(BadUpload):
 
     status = 413
 
-
-#: the default pixel budget: a 40-megapixel photo (phones and most cameras) and more than a thousand times the
-#: 224 x 224 input of the largest model; a 9000 x 9000 PNG (81 MP) takes 20 s and 1.6 GB to decode
-MAX_MEGAPIXELS = 40.0
 
 
 def check_pixels(data: bytes, name: str, max_megapixels: float) -> None:
