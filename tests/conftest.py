@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the suite must behave the same on a GPU machine
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # raised by Lightning's own calls
 
+# Lightning gives its loggers a handler on the stderr of the moment it is imported: imported here, before any
+# test captures output, not inside a test whose captured stream is closed when it ends ("--- Logging error ---")
+import lightning.pytorch  # noqa: E402, F401
+
 from tests.helpers import QUIET, make_mnist_like  # noqa: E402
 
 

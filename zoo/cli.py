@@ -27,6 +27,8 @@ def main(args: list[str] | None = None) -> None:
     try:  # imported on use: an extra's libraries (optuna, onnx, litserve) may not be installed
         getattr(importlib.import_module(module), function)(words)
     except BaseException as e:  # noqa: BLE001 (a message instead of a trace, whatever it is)
+        if type(e) in (SystemExit, KeyboardInterrupt):  # --help's exit, sys.exit, Ctrl-C: as they are (Lightning's
+            raise  # SIGTERMException, a SystemExit too, gets its line below)
         from zoo.commands.messages import report_failure
 
         report_failure(e)

@@ -114,6 +114,8 @@ def class_help(argv: list[str]) -> list[str]:
     options of what was chosen, not the general listing. Returns the words to parse."""
     if not any(a in ("-h", "--help") for a in argv) or argv[-2:] in (["--help", "all"], ["-h", "all"]):
         return argv
+    if not set(argv) & set(SUBCOMMANDS) and argv[0] in COMMANDS:  # the zoo's own commands: their own help
+        return argv
     from zoo.commands.arguments import option
 
     for key in ("--data", "--model"):

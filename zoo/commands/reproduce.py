@@ -13,15 +13,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 from zoo.weights import catalogue
-from zoo.weights.card import hardware, measure_test, weights_bytes
 from zoo.weights.recipes import find
 from zoo.weights.train import REPO, train
 from zoo_common import ConfigError, atomic_write
 
 TOLERANCE = 0.01  # absolute test accuracy, where the bits cannot match
+
+
+# the card's measurements import torch and Lightning: loaded once the training has started, so that the command
+# and its first line come at once
+def measure_test(words: list[str], cwd: Path) -> dict:
+    from zoo.weights.card import measure_test as measure
+
+    return measure(words, cwd)
+
+
+def hardware() -> dict:
+    from zoo.weights.card import hardware as here
+
+    return here()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +75,10 @@ def reproduce(argv: list[str]) -> int:
                 raise ConfigError(f"the training failed: {tail[0] if tail else 'no output'} "
                                   f"(its log: {folder / 'fit.log' if args.out else 'pass --out DIR to keep it'})") from None
         print(f"Trained in {run}" if args.out else "Trained.", flush=True)
+        import torch
+
+        from zoo.weights.card import weights_bytes
+
         checkpoint = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
         blob = weights_bytes(checkpoint, entry.model, entry.name)
         sha = hashlib.sha256(blob).hexdigest()
