@@ -46,3 +46,48 @@ def test_other_tensors_are_compared_by_their_test_accuracy(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "Different bits" in out and "Identical" not in out and ENTRY.sha256 not in out.split("card:")[0]
     assert ("NOT within" in out) == (code == 1)
+
+
+def test_the_retraining_shows_the_fits_progress_and_is_never_quiet_for_long(tmp_path, monkeypatch):
+    """zoo reproduce once printed its command and then nothing for 5 minutes: the fit's progress lines are passed
+    on, and while it prints none (starting, validating) a line says what it is doing (here every 0.3 s)."""
+    import io
+    import time
+
+    from zoo.weights import recipes
+    from zoo.weights import train as training
+
+    best = tmp_path / "out" / "lightning_logs" / "M-D" / "version_0" / "checkpoints" / "best.ckpt"
+
+    class Fit:  # the fit's output as it comes: a slow start, a progress line, a long validation
+        def __init__(self, command, **kwargs):
+            self.returncode = None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def poll(self):
+            return self.returncode
+
+        @property
+        def stdout(self):
+            time.sleep(1.0)
+            yield "Run folder: somewhere (TensorBoard logs, config.yaml, checkpoints/)\n"
+            yield "Epoch 1/2, batch 3/4, train/loss 0.5000; 0:10 elapsed, about 0:03 left\n"
+            time.sleep(1.0)
+            best.parent.mkdir(parents=True)
+            best.write_bytes(b"")
+            self.returncode = 0
+
+    monkeypatch.setattr(training, "QUIET_S", 0.3)
+    monkeypatch.setattr(training.subprocess, "Popen", Fit)
+    shown, log = [], io.StringIO()
+    run = training.train(recipes.find("LeNet", "FASHIONMNIST_V1"), tmp_path, tmp_path / "out", log, show=shown.append)
+    assert run == best.parent.parent
+    assert "Run folder: somewhere" in log.getvalue()  # the whole output in the log
+    first = shown.index("Epoch 1/2, batch 3/4, train/loss 0.5000; 0:10 elapsed, about 0:03 left")
+    assert first >= 2 and all(s.startswith("starting: importing PyTorch") for s in shown[:first - 1]), shown
+    assert len(shown) - first >= 2 and all(s.startswith("still training") for s in shown[first + 1:]), shown

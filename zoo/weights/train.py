@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from zoo.weights.recipes import DATASETS, Recipe
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: configs/ lies beside zoo/
+QUIET_S = 10  # the longest the user waits without a line
 
 
 def data_root(recipe: Recipe, root: str | os.PathLike) -> str:
@@ -51,12 +53,26 @@ def train(recipe: Recipe, root: str | os.PathLike, out: str | os.PathLike, log=N
     if log is None:
         subprocess.run(command, cwd=REPO, check=True)
     else:
+        said = [time.monotonic(), "starting: importing PyTorch, reading the data"]
+
+        def quiet_too_long() -> None:  # the fit's own lines come every 10 s once it trains; before, this says so
+            while run.poll() is None:
+                if show is not None and time.monotonic() - said[0] >= QUIET_S:
+                    said[0] = time.monotonic()
+                    show(f"{said[1]} ({time.time() - start:.0f} s)")
+                time.sleep(min(0.5, QUIET_S / 3))
+
         with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               errors="replace") as run:
+            threading.Thread(target=quiet_too_long, daemon=True).start()
             for line in run.stdout:
                 log.write(line)
-                if show is not None and line.startswith("Epoch "):
-                    show(line.rstrip())
+                if line.startswith("Run folder: "):
+                    said[1] = "training (the first line comes after 10 s)"
+                elif line.startswith("Epoch "):
+                    said[:] = [time.monotonic(), "still training (validating, or writing a checkpoint)"]
+                    if show is not None:
+                        show(line.rstrip())
         if run.returncode:
             raise subprocess.CalledProcessError(run.returncode, command)
     seconds = time.time() - start
