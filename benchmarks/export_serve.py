@@ -55,6 +55,17 @@ def timed(run, batch: torch.Tensor, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
+def together(client, clients: int) -> float:
+    """``client(c)`` for each of ``clients`` at once, in threads; the seconds until the last one ends."""
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t
+
+
 def server_rate(url: str, files: list[bytes], clients: int = 8, per_client: int = 50) -> tuple[float, float]:
     """(requests per second with `clients` at once, median latency of one request alone, ms)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,13 +83,7 @@ def server_rate(url: str, files: list[bytes], clients: int = 8, per_client: int 
             status, _ = post(url + "/predict", {"image": ("x.png", files[(c + i) % len(files)])})
             if status != 200:
                 errors.append(status)
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    rate = clients * per_client / (time.perf_counter() - t)
+    rate = clients * per_client / together(client, clients)
     assert not errors, errors
     return rate, 1000 * statistics.median(alone)
 

@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ CASES = [("LeNet", "FASHIONMNIST_V1"), ("NiN", "FASHIONMNIST_CPU_V1")]  # a smal
 
 def load(url: str, files: list[bytes], seconds: float, clients: int = 8) -> tuple[float, float]:
     """(requests/s, 95th percentile latency in ms) of `clients` posting for `seconds`."""
+    from benchmarks.export_serve import together
     from tests.commands.serve.test_command import post
 
     latencies, errors, stop = [], [], time.monotonic() + seconds
@@ -39,14 +39,9 @@ def load(url: str, files: list[bytes], seconds: float, clients: int = 8) -> tupl
                 errors.append(status)
             i += clients
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    seconds = together(client, clients)
     assert not errors, errors[:5]
-    return len(latencies) / (time.perf_counter() - t), 1000 * statistics.quantiles(latencies, n=20)[-1]
+    return len(latencies) / seconds, 1000 * statistics.quantiles(latencies, n=20)[-1]
 
 
 def burners(n: int) -> list[subprocess.Popen]:

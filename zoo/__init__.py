@@ -28,9 +28,9 @@ def __getattr__(name: str):
     first use, as are the names of ``__all__``."""
     if name.startswith("__") and name != "__all__":
         raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    # each of these imports zoo.models first, which registers every model
     from zoo_common import get_model, list_models
 
-    importlib.import_module("zoo.models")  # registers every model
     if name == "__all__":
         return ["models", *_NAMES, *list_models()]
     if name in _NAMES:

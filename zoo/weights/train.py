@@ -57,14 +57,15 @@ def train(recipe: Recipe, root: str | os.PathLike, out: str | os.PathLike, log=N
 
         def quiet_too_long() -> None:  # the fit's own lines come every 10 s once it trains; before, this says so
             while run.poll() is None:
-                if show is not None and time.monotonic() - said[0] >= QUIET_S:
+                if time.monotonic() - said[0] >= QUIET_S:
                     said[0] = time.monotonic()
                     show(f"{said[1]} ({time.time() - start:.0f} s)")
                 time.sleep(min(0.5, QUIET_S / 3))
 
         with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               errors="replace") as run:
-            threading.Thread(target=quiet_too_long, daemon=True).start()
+            if show is not None:
+                threading.Thread(target=quiet_too_long, daemon=True).start()
             for line in run.stdout:
                 log.write(line)
                 if line.startswith("Run folder: "):

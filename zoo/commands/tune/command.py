@@ -138,7 +138,7 @@ def main(argv: list[str]) -> None:
     except OSError as e:
         if not cannot_write(e):
             raise
-        raise ConfigError(permission_message(e, "a study's folder goes under --root_dir (default lightning_logs/tune): "
+        raise ConfigError(permission_message(e, f"a study's folder goes under --root_dir (default {ROOT}): "
                                                 "give zoo tune a folder you may write to")) from None
 
 

@@ -34,7 +34,7 @@ class ReportToStudy(L.Callback):
         self.trial = None
         self.values: list[float] = []
         self.pruned_at: int | None = None
-        self.started: float | None = None
+        self.started = 0.0  # on_train_start
 
     def hparams_row(self) -> dict:
         """The trial's number and sampled values: its row in TensorBoard's HPARAMS view, beside the other trials."""
@@ -60,8 +60,6 @@ class ReportToStudy(L.Callback):
         fd = self.spec.get("progress_fd")
         if fd is None:
             return
-        if self.started is None:
-            self.started = time.monotonic()
         of = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         line = (f"  trial {self.spec['number']}, epoch {trainer.current_epoch + 1}{of}: {self.spec['metric']} "
                 f"{value:.4f} ({time.monotonic() - self.started:.0f} s)\n")
