@@ -38,10 +38,13 @@ CONFIGS = {"LeNet": "lenet_fashion_mnist.yaml", "ResNet18": "resnet18_fashion_mn
            "LeNetBN": "lenet_bn_fashion_mnist.yaml", "MLP": "mlp_fashion_mnist.yaml"}
 
 
-def run_in_terminal(cmd: list[str], cwd: Path) -> float:
-    """Seconds from start to exit of ``cmd`` with its output on a pseudo-terminal (read and dropped)."""
+def run_in_terminal(cmd: list[str], cwd: Path, env: dict | None = None, keep: Path | None = None) -> float:
+    """Seconds from start to exit of ``cmd`` with its output on a pseudo-terminal (read and dropped, or written to
+    ``keep``)."""
     master, slave = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), "COLUMNS": "120", "LINES": "40"}
+    env = env or {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {**env, "COLUMNS": "120", "LINES": "40"}
+    kept = open(keep, "wb") if keep else None
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
@@ -57,6 +60,8 @@ def run_in_terminal(cmd: list[str], cwd: Path) -> float:
                 return
             tail.append(chunk)
             del tail[:-20]
+            if kept:
+                kept.write(chunk)
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
@@ -64,6 +69,8 @@ def run_in_terminal(cmd: list[str], cwd: Path) -> float:
     seconds = time.perf_counter() - start
     reader.join(timeout=5)
     os.close(master)
+    if kept:
+        kept.close()
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{b''.join(tail).decode(errors='replace')[-3000:]}")
     return seconds

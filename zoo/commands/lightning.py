@@ -20,6 +20,7 @@ import zoo.models  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo import callbacks as cb
 from zoo.callbacks.predictions import report_unreadable
+from zoo.training.profiler import NoProfiler
 from zoo.commands import SUBCOMMANDS, arguments, checks, defaults, run_identity, runs
 from zoo.commands.help import short_help, show
 from zoo.layers.batchnorm_sync import BatchNormSync
@@ -103,6 +104,8 @@ class ZooCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         checks.check_inputs(self.model, self.datamodule)  # before the trainer, which starts talking
         trainer = self.own(self.config_init).trainer
+        if trainer.get("profiler") is None:  # --trainer.profiler simple|advanced|... still profiles
+            kwargs["profiler"] = NoProfiler()
         if trainer.get("sync_batchnorm"):  # Lightning's SyncBatchNorm conversion, and the zoo's own BatchNorm
             plugins = trainer.get("plugins") or []
             kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), BatchNormSync()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import ClassVar
@@ -13,17 +14,26 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from zoo.layers.batchnorm import BatchNorm
 from zoo.training.images import confusion_image
 from zoo.training.loggers import tensorboard
-from zoo.training.metrics import Count, WeightedMean
+from zoo.training.metrics import Accuracy, Count, WeightedMean
 from zoo.training.resume import KEY as RESUME_KEY
 from zoo.training.resume import capture, restore
 
 STAGES = ("train", "val", "test")
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, BatchNorm)
+
+
+class Checkpoint(ModelCheckpoint):
+    """Lightning's checkpoint writer, its ``state_key`` made once: Lightning asks for it at every hook call
+    (several a step) and the writer builds it from five settings each time."""
+
+    @functools.cached_property
+    def state_key(self) -> str:
+        return super().state_key
 
 
 class ZooModule(L.LightningModule):
@@ -60,6 +70,14 @@ class ZooModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning names the running hook here around every hook call, a dozen times a step; torch's
+        # __setattr__ checks each value against parameters, modules and buffers first (a string is none of them)
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def configure_callbacks(self) -> list[L.Callback]:
         """Two checkpoints: the best epoch by the model's own criterion, and the latest one for resuming
         (one callback with ``save_last=True`` would refresh last.ckpt only when the best improves).
@@ -67,8 +85,8 @@ class ZooModule(L.LightningModule):
         if self.trainer.checkpoint_callback is None:
             return []
         return [
-            ModelCheckpoint(filename="best", monitor=self.monitor, mode=self.monitor_mode, enable_version_counter=False),
-            ModelCheckpoint(filename="last", enable_version_counter=False),
+            Checkpoint(filename="best", monitor=self.monitor, mode=self.monitor_mode, enable_version_counter=False),
+            Checkpoint(filename="last", enable_version_counter=False),
         ]
 
     def on_fit_start(self) -> None:
@@ -191,10 +209,7 @@ class ClassificationModule(ZooModule):
         self.head_lr_mult = head_lr_mult
         self.freeze_backbone_epochs = freeze_backbone_epochs
         self._backbone_frozen = False
-        # validate_args=False: the inputs are our own logits and labels; the range checks cost every step
-        self.acc = nn.ModuleDict(
-            {f"{s}_": MulticlassAccuracy(num_classes, average="micro", validate_args=False) for s in STAGES}
-        )
+        self.acc = nn.ModuleDict({f"{s}_": Accuracy() for s in STAGES})
         self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)  # test set, drawn at the end
 
     def model_step(self, batch, stage: str) -> torch.Tensor:

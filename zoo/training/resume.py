@@ -67,7 +67,9 @@ def restore(module: L.LightningModule, saved: dict[str, Any]) -> None:
         if not isinstance(metric, Metric):
             continue
         for key, per_rank in states.items():
-            current = getattr(metric, key)
+            current = getattr(metric, key, None)
+            if not isinstance(current, torch.Tensor):  # a state an earlier version of the metric had
+                continue
             setattr(metric, key, per_rank[rank].to(device=current.device, dtype=current.dtype))
     torch.set_rng_state(saved["rng"]["cpu"][rank].clone())
     if "cuda" in saved["rng"] and module.device.type == "cuda":
