@@ -1,6 +1,7 @@
 """Whole epochs as a user waits for them: ``zoo fit`` against a plain PyTorch loop, whole processes.
 
     python benchmarks/epoch_time.py --root ../shared/datasets
+    python benchmarks/epoch_time.py --root ../shared/datasets --lean --epochs 4 --rounds 7
     python benchmarks/epoch_time.py --root DATA --model ResNet18 --resize 96 --lr 0.05 --gpu   # on a GPU
 
 Each measurement is a whole process started from the shell, timed from start
@@ -14,6 +15,11 @@ start-up (imports, reading the data). Rounds alternate which program goes
 first (A B for the short runs, B A for the long ones, which cancels a steadily
 changing load); the ratio (plain loop's epoch time / zoo's, higher is better
 for the zoo) is the median over rounds.
+
+``--lean`` is the other way to ask the question: the zoo with its logger,
+checkpoints and progress bar off (`--trainer.logger false
+--trainer.enable_checkpointing false --trainer.enable_progress_bar false`),
+what is left being the training loop itself against the plain loop's.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3, help="N: the long runs' epochs (the short runs do 1)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--gpu", action="store_true", help="one GPU, bf16-mixed, on both sides")
+    p.add_argument("--lean", action="store_true", help="zoo fit without logger, checkpoints and progress bar")
     p.add_argument("--section", default=None, help="RESULTS.md section name (default: epoch_time[_gpu]_<model>)")
     args = p.parse_args()
 
@@ -93,6 +100,9 @@ def main() -> None:
     config = REPO / "configs" / CONFIGS[args.model]
     ours_extra = ["-c", str(REPO / "configs" / "trainer" / ("gpu.yaml" if args.gpu else "cpu.yaml"))]
     plain_extra = ["--device", "cuda", "--bf16"] if args.gpu else []
+    if args.lean:
+        ours_extra += ["--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+                       "--trainer.enable_progress_bar", "false"]
     if args.resize:
         ours_extra += ["--data.resize", str(args.resize)]
         plain_extra += ["--resize", str(args.resize)]
@@ -129,12 +139,16 @@ def main() -> None:
     cmd += (f" --lr {args.lr}" if args.model != "LeNet" else "") + (f" --resize {args.resize}" if args.resize else "")
     cmd += (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (f" --rounds {args.rounds}" if args.rounds != 5 else "")
     cmd += " --gpu" if args.gpu else ""
+    cmd += " --lean" if args.lean else ""
     setting = "one GPU, bf16-mixed (configs/trainer/gpu.yaml)" if args.gpu else "CPU (configs/trainer/cpu.yaml)"
+    setting += ", logger, checkpoints and progress bar off" if args.lean else ""
+    zoo_side = ("with its logger, checkpoints and progress bar off (what is left: the training loop, metrics, the "
+                "zoo's callbacks, validation each epoch)" if args.lean else "with every default on (Rich progress "
+                "bar in a pseudo-terminal, summary, metrics, TensorBoard, checkpoints, validation each epoch)")
     body = "\n".join([
         f"## Whole epochs: `zoo fit` {args.model} vs a plain PyTorch loop, {setting}", "",
         f"`{cmd}`", "",
-        f"Machine: {machine()}. `zoo fit -c configs/{CONFIGS[args.model]}` with every default on (Rich progress "
-        "bar in a pseudo-terminal, summary, metrics, TensorBoard, checkpoints, validation each epoch) against "
+        f"Machine: {machine()}. `zoo fit -c configs/{CONFIGS[args.model]}` {zoo_side} against "
         "`benchmarks/plain_loop.py` (same network, data in memory, validation each epoch). Whole processes, "
         f"1 and {args.epochs} epochs; one more epoch = (t{args.epochs} - t1) / {args.epochs - 1}. "
         f"{args.rounds} rounds; in each, the 1-epoch runs go A B and the {args.epochs}-epoch runs B A, and rounds "
@@ -148,7 +162,7 @@ def main() -> None:
         f"Median ratio per epoch: **{med(ratios):.2f}** (`zoo fit` runs a further epoch at {med(ratios):.2f}x the "
         f"plain loop's speed). Whole {args.epochs}-epoch processes, start-up included: {med(whole):.2f}x.",
     ])
-    name = args.section or f"epoch_time{'_gpu' if args.gpu else ''}_{args.model.lower()}"
+    name = args.section or f"epoch_time{'_gpu' if args.gpu else ''}{'_lean' if args.lean else ''}_{args.model.lower()}"
     write_section(name, body)
     print(f"median ratio {med(ratios):.2f}; whole processes {med(whole):.2f}")
 

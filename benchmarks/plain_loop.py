@@ -2,12 +2,18 @@
 
     python benchmarks/plain_loop.py --root ../shared/datasets --model LeNet --lr 0.9 --epochs 2
 
-What a careful user writes without Lightning: Fashion-MNIST from torchvision's
-dataset class, held in memory as one float tensor on the device, the same
-seeded train/validation split as the zoo (5,000 held out), shuffled index
-slices, SGD, and an evaluation of the validation set after every epoch
-(loss and accuracy printed). The network is the zoo's, so both run the same
-arithmetic; optional resize per batch and bf16 autocast on a GPU.
+The fastest honest loop a careful user writes without Lightning: Fashion-MNIST
+from torchvision's dataset class, held in memory as one float tensor on the
+device (converted once), the same seeded train/validation split as the zoo
+(5,000 held out), shuffled index slices, SGD, and an evaluation of the
+validation set after every epoch under ``torch.inference_mode`` with its sums
+kept on the device (one synchronisation an epoch, to print loss and
+accuracy). The network is the zoo's, so both run the same arithmetic.
+
+Evaluation goes in batches of 256, not one forward pass over the 5,000: on
+the CPU one pass is several times slower (0.2 vs 1.3 s for LeNet on 2 cores,
+the activations no longer fit the caches). No autocast or resize call is
+made unless asked for (``--bf16``, ``--resize``): each costs a little every step.
 """
 
 from __future__ import annotations
@@ -52,12 +58,15 @@ def main() -> None:
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
 
     def inputs(batch: torch.Tensor) -> torch.Tensor:
-        if args.resize:
-            batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return batch
+        return F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    forward = (lambda x: net(inputs(x))) if args.resize else net
+    if args.bf16:
+        plain_forward = forward
+
+        def forward(x):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return plain_forward(x)
 
     for epoch in range(args.epochs):
         start = time.perf_counter()
@@ -65,20 +74,19 @@ def main() -> None:
         perm = torch.randperm(len(y_train), device=device)
         for i in range(0, len(perm), args.batch_size):
             idx = perm[i : i + args.batch_size]
-            with autocast():
-                loss = F.cross_entropy(net(inputs(x_train[idx])), y_train[idx])
+            loss = F.cross_entropy(forward(x_train[idx]), y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         net.eval()
         total_loss = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        with torch.no_grad(), autocast():
+        with torch.inference_mode():
             for i in range(0, len(y_val), args.batch_size):
-                logits = net(inputs(x_val[i : i + args.batch_size]))
+                logits = forward(x_val[i : i + args.batch_size])
                 target = y_val[i : i + args.batch_size]
-                total_loss += F.cross_entropy(logits.float(), target, reduction="sum")
-                correct += (logits.argmax(1) == target).sum()
+                total_loss.add_(F.cross_entropy(logits.float(), target, reduction="sum"))
+                correct.add_((logits.argmax(1) == target).sum())
         n = len(y_val)
         print(f"epoch {epoch}: val loss {total_loss.item() / n:.4f}, val acc {correct.item() / n:.4f}, "
               f"{time.perf_counter() - start:.2f}s", flush=True)

@@ -20,11 +20,11 @@ import zoo.models  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo import callbacks as cb
 from zoo.callbacks.predictions import report_unreadable
-from zoo.training.profiler import NoProfiler
 from zoo.commands import SUBCOMMANDS, arguments, checks, defaults, run_identity, runs
 from zoo.commands.help import short_help, show
 from zoo.layers.batchnorm_sync import BatchNormSync
 from zoo.training.module import ZooModule
+from zoo.training.profiler import NoProfiler
 from zoo.weights.data_settings import prepare_weights
 from zoo.weights.table import compare_line
 
