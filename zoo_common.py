@@ -109,7 +109,7 @@ def list_models() -> list[str]:
 
 
 def list_datamodules() -> list[str]:
-    return sorted(_filled(_DATAMODULES, "datamodules"))
+    return sorted(_filled(_DATAMODULES, "datamodules.registry"))
 
 
 def get_model(name: str) -> type:
@@ -117,7 +117,7 @@ def get_model(name: str) -> type:
 
 
 def get_datamodule(name: str) -> type:
-    return _get(_filled(_DATAMODULES, "datamodules"), "DataModule", name)
+    return _get(_filled(_DATAMODULES, "datamodules.registry"), "DataModule", name)
 
 
 def import_class(dotted: str) -> type | None:

@@ -1,18 +1,23 @@
-"""Images from files for ``zoo predict``: PNG, JPEG and whatever else Pillow reads, any size, gray or color."""
+"""Images from files for ``zoo predict``: PNG, JPEG and whatever else Pillow reads, any size, gray or color.
+
+torch is imported where tensors are made: ``zoo serve`` decodes an upload with ``image_array`` in a process that
+runs an ONNX file and has no use for it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from datamodules.files import DatasetError
 from datamodules.listing import printable, scan
+
+if TYPE_CHECKING:
+    import torch
 
 
 def list_images(path: str | Path) -> list[Path]:
@@ -40,9 +45,15 @@ def list_images(path: str | Path) -> list[Path]:
 
 
 def read_image(path: Path | BinaryIO, channels: int, size: int) -> torch.Tensor:
-    """One image as the model's input: uint8 C x size x size, converted to gray (1) or RGB (3) and resized.
+    """One image as the model's input: uint8 C x size x size, converted to gray (1) or RGB (3) and resized."""
+    import torch
 
-    ``path`` may also be an open binary file (``zoo serve`` decodes uploads from memory)."""
+    return torch.from_numpy(image_array(path, channels, size))
+
+
+def image_array(path: Path | BinaryIO, channels: int, size: int) -> np.ndarray:
+    """``read_image`` as a NumPy array; ``path`` may also be an open binary file (``zoo serve`` decodes uploads
+    from memory)."""
     try:
         with Image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
@@ -52,8 +63,7 @@ def read_image(path: Path | BinaryIO, channels: int, size: int) -> torch.Tensor:
         # Pillow's own words for an unknown format repeat the path (or a BytesIO's repr)
         reason = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
         raise DatasetError(f"{name}: not a readable image ({reason})") from None
-    tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+    return np.array(array[None] if channels == 1 else array.transpose(2, 0, 1), order="C")  # its own, writable
 
 
 def read_images(
@@ -64,6 +74,8 @@ def read_images(
     ``read`` turns one path into a uint8 ``channels x size x size`` tensor or raises DatasetError (default:
     ``read_image``, a plain resize).
     """
+    import torch
+
     read = read or (lambda path: read_image(path, channels, size))
     images, good, bad = [], [], {}
     for path in paths:

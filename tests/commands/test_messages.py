@@ -120,7 +120,7 @@ def test_traceback_on_request(tmp_path):
 
 def test_every_error_class_exits_2_for_bad_input_and_1_for_a_full_disk():
     """Each of the zoo's error classes, through the CLI's one-line exit: bad input is 2, a full disk 1."""
-    import datamodules  # noqa: F401  (defines DatasetError)
+    import datamodules.files  # noqa: F401  (defines DatasetError)
     import zoo.weights.pretrained  # noqa: F401  (defines WeightsError)
     from zoo.commands.messages import exit_with_one_line
     from zoo_common import DiskFullError, ZooError

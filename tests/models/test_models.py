@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-import datamodules  # noqa: F401  (registers the DataModules)
+import datamodules.registry  # noqa: F401  (registers the DataModules)
 import zoo
 from tests.helpers import REPO, SHARED_DATASETS
 from tests.helpers import reference_nets as ref

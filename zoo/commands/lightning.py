@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import ArgsType, LightningCLI, instantiate_class
 from lightning.pytorch.utilities import rank_zero_info
 
-import datamodules  # noqa: F401  (registers the DataModules)
+import datamodules.registry  # noqa: F401  (registers the DataModules)
 import zoo.models  # noqa: F401  (registers the models)
 from datamodules.base import InMemoryDataModule
 from zoo import callbacks as cb

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import datamodules  # noqa: F401  (registers the DataModules)
+import datamodules.registry  # noqa: F401  (registers the DataModules)
 import zoo.models  # noqa: F401  (registers the models)
 from zoo.commands.help import catalogue, show
 from zoo_common import ConfigError, get_model, list_models

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save
 from torch.utils.flop_counter import FlopCounterMode
 
-import datamodules  # noqa: F401  (registers the DataModules)
+import datamodules.registry  # noqa: F401  (registers the DataModules)
 import zoo.models  # noqa: F401  (registers the models)
 from zoo_common import get_datamodule, get_model
 

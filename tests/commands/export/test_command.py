@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("onnxruntime")
 
-import datamodules  # noqa: E402,F401
+import datamodules.registry  # noqa: E402,F401
 import zoo  # noqa: E402,F401
 from tests.helpers import SHARED_DATASETS  # noqa: E402
 from zoo.commands.export import formats, graph, parity  # noqa: E402

@@ -85,6 +85,8 @@ class Served(str):
     """The server's URL, with the file its output goes to."""
 
     log: Path
+    pid: int
+    kind: str
 
 
 def start(args: list[str], cwd, log: Path | None = None) -> tuple[subprocess.Popen, str]:
@@ -123,7 +125,7 @@ def server(request, tmp_path_factory):
         args = WEIGHTS
     process, url = start(args, folder, folder / "server.log")
     url = Served(url)
-    url.log = folder / "server.log"
+    url.log, url.pid, url.kind = folder / "server.log", process.pid, request.param
     yield url
     os.killpg(process.pid, signal.SIGINT)
     try:
@@ -176,6 +178,27 @@ def test_bad_uploads_get_4xx_with_one_line_and_the_server_goes_on(server, photos
     # each bad upload was answered; none left a line of a library in the server's log
     time.sleep(0.5)
     assert server.log.read_text() == logged
+
+
+def test_an_onnx_server_loads_no_torch_in_any_of_its_processes(server, photos, predicted):
+    """The processes that move bytes (and the one that runs ONNX Runtime) have no use for PyTorch: none maps it.
+    The eager server's do (it runs the model in PyTorch): proof that the check sees the library when it is there."""
+    name = next(iter(predicted))
+    status, answer = post(server + "/predict", {"image": (name, (photos / name).read_bytes())})
+    assert status == 200, answer  # after a request: everything it needs has been loaded
+    processes = [server.pid, *_descendants(server.pid)]
+    maps = {}
+    for pid in processes:
+        try:
+            maps[pid] = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+    assert len(maps) >= 3, maps.keys()  # the command, its web server, its inference worker (and more)
+    with_torch = [pid for pid, text in maps.items() if "libtorch_cpu" in text]
+    if server.kind == "onnx":
+        assert with_torch == [], f"{len(with_torch)} of {len(maps)} processes load torch"
+    else:
+        assert len(with_torch) >= 2, with_torch  # the command and the inference worker at least
 
 
 def test_eight_clients_at_once_lose_no_request(server, photos, predicted):

@@ -46,8 +46,8 @@ def test_upload_equals_the_file_read_by_zoo_predict(tmp_path, monkeypatch, spec,
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     got = from_bytes(data, spec, path.name)
     size, channels = spec["decode"]["size"], spec["decode"]["channels"]
-    assert got.dtype == torch.uint8 and got.shape == (channels, size, size)
-    assert torch.equal(got, expected)
+    assert got.dtype == np.uint8 and got.shape == (channels, size, size)
+    assert torch.equal(torch.from_numpy(got), expected)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=["center_crop", "resize"])

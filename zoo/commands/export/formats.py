@@ -9,13 +9,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-import numpy as np
 import torch
 
-from zoo_common import ConfigError
+from zoo.commands.export.files import (
+    CONTRACT_KEY,
+    FORMATS,
+    OnnxSession,
+    check_input,
+    format_of,
+    require_extra,
+    sidecar_of,
+)
 
-FORMATS = {"onnx": ".onnx", "pt2": ".pt2"}
-CONTRACT_KEY = "zoo_contract"
+__all__ = ["CONTRACT_KEY", "FORMATS", "WRITERS", "Runner", "check_input", "format_of", "require_extra", "sidecar_of"]
 
 
 def _dynamic_batch(spec: dict) -> dict:
@@ -67,13 +73,7 @@ class Runner:
     def __init__(self, path: Path, fmt: str, threads: int | None = None, spec: dict | None = None) -> None:
         self.path, self.format, self.spec = Path(path), fmt, spec
         if fmt == "onnx":
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            self.input_name = self.session.get_inputs()[0].name
+            self.session = OnnxSession(path, threads)
         else:
             # an open file: a path not ending in .pt2 (the check runs on the temporary name) gets a warning
             with open(path, "rb") as f:
@@ -83,45 +83,10 @@ class Runner:
         if self.spec is not None:
             check_input(batch, self.spec)
         if self.format == "onnx":
-            out = self.session.run(None, {self.input_name: np.ascontiguousarray(batch.numpy())})
-            return tuple(torch.from_numpy(o) for o in out)
+            return tuple(torch.from_numpy(o) for o in self.session.outputs(batch.numpy()))
         with torch.no_grad():
             out = self.program(batch)
         return out if isinstance(out, tuple) else (out,)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return self.outputs(batch)[0]
-
-
-def sidecar_of(path: Path) -> Path:
-    """``FILE.json``: the contract, the sha256 and the check's figures, beside the exported file."""
-    return path.with_name(path.name + ".json")
-
-
-def require_extra(command: str, *modules: str) -> None:
-    """The serve extra's modules, or the one line that says how to install them."""
-    import importlib
-
-    try:
-        for module in modules:
-            importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"{command} needs the serve extra: pip install -e '.[serve]'") from None
-
-
-def format_of(path: Path) -> str:
-    for fmt, ext in FORMATS.items():
-        if path.suffix == ext:
-            return fmt
-    raise ConfigError(f"{path}: not an exported model (.onnx or .pt2 made by `zoo export`)")
-
-
-def check_input(batch: torch.Tensor, spec: dict) -> None:
-    """The contract's dtype and shape (any batch size), or a ValueError that says both."""
-    want = spec["input"]
-    dims = tuple(want["shape"][1:])
-    if str(batch.dtype).removeprefix("torch.") != want["dtype"] or batch.dim() != len(dims) + 1 or \
-            tuple(batch.shape[1:]) != dims or len(batch) == 0:
-        raise ValueError(f"the exported {spec.get('model')} takes {want['dtype']} batches of N x "
-                         f"{' x '.join(map(str, dims))} (N >= 1), not {str(batch.dtype).removeprefix('torch.')} "
-                         f"{' x '.join(map(str, batch.shape))}")

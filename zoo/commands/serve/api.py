@@ -12,7 +12,7 @@ import re
 import signal
 
 import litserve as ls
-import torch
+import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.requests import Request as StarletteRequest
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zoo.commands.serve import MAX_MEGAPIXELS
 from zoo.commands.serve.decode import BadUpload, from_bytes
-from zoo.commands.serve.model import Eager, Exported
+from zoo.commands.serve.model import load
 
 FIELD = "image"
 # a malformed form is answered with a 400 that says why; the parser's own warning would be a bare line in the log
@@ -44,8 +44,7 @@ class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitS
         # Ctrl-C reaches every process of the group; the server stops this worker itself (no trace from it)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # built here, in the inference process: an ONNX Runtime session does not travel between processes
-        self.model = Eager(self.source, self.threads) if isinstance(self.source, torch.nn.Module) else \
-            Exported(self.source, self.contract, self.threads)
+        self.model = load(self.source, self.contract, self.threads)
 
     def decode_request(self, request: Request):
         upload = request.get(FIELD)
@@ -69,7 +68,7 @@ class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitS
     def predict(self, inputs):
         good = [i for i, x in enumerate(inputs) if not isinstance(x, Rejected)]
         if good:
-            probabilities = self.model(torch.stack([inputs[i][0] for i in good])).float()
+            probabilities = self.model(np.stack([inputs[i][0] for i in good])).astype(np.float32, copy=False)
             for row, i in zip(probabilities, good):
                 inputs[i] = (row, inputs[i][1])
         return inputs
@@ -81,9 +80,9 @@ class ClassifierAPI(ls.LitAPI):  # no "from __future__ import annotations": LitS
         if isinstance(output, Rejected):
             return JSONResponse({"error": output.reason}, status_code=output.status)
         probabilities, k = output
-        best, index = probabilities.topk(k)
+        index = np.argsort(-probabilities, kind="stable")[:k]  # as torch.topk: the most probable first
         return {"predictions": [{"class": self.classes[c], "probability": p}
-                                for c, p in zip(index.tolist(), best.tolist())]}
+                                for c, p in zip(index.tolist(), probabilities[index].tolist())]}
 
 
 def _short(name: str, most: int = 80) -> str:

@@ -101,7 +101,7 @@ def main(argv: list[str]) -> None:
 
     say(f"loading {ours.exported or ' '.join(rest)}")
     threading.Thread(target=progress, args=(ours.host, ours.port), daemon=True).start()
-    from zoo.commands.export.formats import require_extra
+    from zoo.commands.export.files import require_extra
 
     require_extra("zoo serve", "litserve")
     if ours.exported:

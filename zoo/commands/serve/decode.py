@@ -6,10 +6,10 @@ import io
 from pathlib import Path
 from typing import BinaryIO
 
-import torch
+import numpy as np
 
 from datamodules.files import DatasetError
-from datamodules.files_predict import read_image
+from datamodules.files_predict import image_array
 from datamodules.image_cache import BadImage, decode
 from zoo.commands.serve import MAX_MEGAPIXELS
 
@@ -42,15 +42,15 @@ def check_pixels(data: bytes, name: str, max_megapixels: float) -> None:
                             "a smaller image")
 
 
-def read(source: Path | BinaryIO, spec: dict) -> torch.Tensor:
-    """uint8 C x S x S from an image file, as the contract's ``decode`` says (``zoo predict``'s reader)."""
+def read(source: Path | BinaryIO, spec: dict) -> np.ndarray:
+    """uint8 C x S x S from an image file, as the contract's ``decode`` says (``zoo predict``'s readers)."""
     how = spec["decode"]
     if how["method"] == "center_crop":  # ImageFolder's decoding: EXIF, shorter side, center crop
-        return torch.from_numpy(decode(source, how["size"], how["channels"]).copy())
-    return read_image(source, how["channels"], how["size"])
+        return np.ascontiguousarray(decode(source, how["size"], how["channels"]))
+    return image_array(source, how["channels"], how["size"])
 
 
-def from_bytes(data: bytes, spec: dict, name: str = "", max_megapixels: float = MAX_MEGAPIXELS) -> torch.Tensor:
+def from_bytes(data: bytes, spec: dict, name: str = "", max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
     """The upload decoded from memory by the same readers ``zoo predict`` gives a path: nothing touches the disk,
     so a full or unwritable temporary folder cannot fail a request. An image over the pixel budget is refused
     from its header, before it is decoded."""

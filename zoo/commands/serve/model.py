@@ -1,5 +1,8 @@
 """What the server runs: an exported file (ONNX Runtime or torch.export.load) or the eager model, each behind
-one call from a uint8 batch to probabilities, with the contract that says how uploads are decoded."""
+one call from a uint8 batch (NumPy) to probabilities (NumPy), with the contract that says how uploads are decoded.
+
+An ONNX file needs no torch: neither this module nor its ONNX path imports it, so none of the server's processes
+loads it (benchmarks/serve_footprint.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import json
 import zipfile
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from zoo.commands.export.formats import CONTRACT_KEY, Runner, format_of, sidecar_of
+from zoo.commands.export.files import CONTRACT_KEY, OnnxSession, format_of, sidecar_of
 from zoo_common import ConfigError
 
 
@@ -57,20 +60,47 @@ def contract_of(path: Path, unchecked: bool = False) -> dict:
     return spec
 
 
-class Exported:
-    def __init__(self, path: Path, spec: dict, threads: int | None = None) -> None:
-        self.runner = Runner(path, format_of(path), threads, spec)
+def load(source, spec: dict, threads: int | None = None):
+    """The model behind ``source``: an exported file's path, or the eager model (an ``nn.Module``)."""
+    if not isinstance(source, Path):
+        return Eager(source, threads)
+    return OnnxModel(source, spec, threads) if format_of(source) == "onnx" else Pt2Model(source, spec, threads)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return self.runner.outputs(images)[1]  # (logits, probabilities)
+
+class OnnxModel:
+    def __init__(self, path: Path, spec: dict, threads: int | None = None) -> None:
+        self.session = OnnxSession(path, threads, spec)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.session.outputs(images)[1]  # (logits, probabilities)
+
+
+class Pt2Model:
+    def __init__(self, path: Path, spec: dict, threads: int | None = None) -> None:
+        import torch
+
+        from zoo.commands.export.formats import Runner
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.runner = Runner(path, "pt2", threads, spec)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        return self.runner.outputs(torch.from_numpy(images))[1].float().numpy()
 
 
 class Eager:
-    def __init__(self, wrapped: torch.nn.Module, threads: int | None = None) -> None:
+    def __init__(self, wrapped, threads: int | None = None) -> None:
+        import torch
+
         self.wrapped = wrapped.eval()
         if threads:
             torch.set_num_threads(threads)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
-            return self.wrapped(images)[1]
+            return self.wrapped(torch.from_numpy(images))[1].float().numpy()
