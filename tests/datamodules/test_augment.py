@@ -109,3 +109,16 @@ def test_invalid_settings_are_refused():
 
 def test_off_means_identity(images):
     assert Augmentation()(images) is images
+
+
+def test_hue_over_several_chunks_matches_torchvision():
+    """A batch over two HUE_CHUNKs and a part (each chunk its own shifts and workspace slice)."""
+    from datamodules.augment import HUE_CHUNK, adjust_hue_
+
+    torch.manual_seed(1)
+    n = 2 * HUE_CHUNK + 3
+    x = torch.rand(n, 3, 16, 16)
+    shifts = torch.linspace(-0.5, 0.5, n)
+    out = adjust_hue_(x.clone(), shifts)
+    for i in range(n):
+        torch.testing.assert_close(out[i], TF.adjust_hue(x[i], float(shifts[i])), rtol=0, atol=1e-3)
