@@ -33,7 +33,8 @@ class Checkpoint(ModelCheckpoint):
 
     @functools.cached_property
     def state_key(self) -> str:
-        return super().state_key
+        # under Lightning's class name, which starts the key: checkpoints keep their callbacks' states under it
+        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
 
 
 class ZooModule(L.LightningModule):
