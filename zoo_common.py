@@ -257,3 +257,15 @@ def _create_unique(dest: Path) -> tuple[int, Path]:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue
+
+
+def die_with_parent() -> None:
+    """In a child process (``preexec_fn``): the kernel kills it when the command that started it dies, however
+    it dies (SIGKILL included), so no training is left running."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux
+        pass

@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules.augment import RandomResizedCrop, center_crop
+from datamodules.curation import Rows, take
 from datamodules.files import DatasetError
 from datamodules.image import ImageDataModule
 from datamodules.image_cache import (
@@ -43,19 +44,6 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/d2l-zoo/images`` (``~/.cache/d2l-zoo/images``): writable where the data may not be."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "d2l-zoo" / "images"
-
-
-class Rows:
-    """Chosen rows of a (memory-mapped) tensor, indexed like the tensor: only the rows a batch asks for are read."""
-
-    def __init__(self, tensor: torch.Tensor, rows: torch.Tensor) -> None:
-        self.tensor, self.rows = tensor, rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
-        return self.tensor[self.rows[index]]
 
 
 def stratified_split(labels: torch.Tensor, val_size: int | float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,6 +86,7 @@ class ImageFolder(ImageDataModule):
         channels: int = 3,
         batch_size: int = 64,
         val_size: int | float = 0.1,
+        train_dev_size: int | float = 0,
         normalize: bool = True,
         random_resized_crop: bool = True,
         scale: tuple[float, float] = (0.08, 1.0),
@@ -121,6 +110,9 @@ class ImageFolder(ImageDataModule):
             batch_size: examples per batch (per process under DDP).
             val_size: without a val/ folder, the part of train/ held out for validation, stratified by class
                 and seeded: a count of images, or a fraction when below 1.
+            train_dev_size: with a val/ folder (a dev set that may differ from the training images), the part
+                of train/ held out as a train-dev set, stratified and seeded (a count, or a fraction below 1):
+                `zoo analyze` then tells variance (train-dev vs training error) from mismatch (dev vs train-dev).
             normalize: subtract mean and divide by std (default: ImageNet's statistics).
             random_resized_crop: training: torchvision's RandomResizedCrop to crop_size (else the center crop).
                 Also the better default for 32 px photos, measured against pad-and-crop (benchmarks/RESULTS.md,
@@ -137,8 +129,9 @@ class ImageFolder(ImageDataModule):
             raise ConfigError(f"channels={channels}: give 3 (RGB) or 1 (gray)")
         if image_size < 1 or not 1 <= crop_size <= image_size:
             raise ConfigError(f"image_size={image_size}, crop_size={crop_size}: need 1 <= crop_size <= image_size")
-        if val_size < 0 or (val_size >= 1 and val_size != int(val_size)):
-            raise ConfigError(f"val_size={val_size}: give a count of images or a fraction in [0, 1)")
+        for name, size in (("val_size", val_size), ("train_dev_size", train_dev_size)):
+            if size < 0 or (size >= 1 and size != int(size)):
+                raise ConfigError(f"{name}={size}: give a count of images or a fraction in [0, 1)")
         # what the class attributes say for the built-in datasets, per instance here
         self.in_channels = channels
         self.native_size = image_size
@@ -154,6 +147,9 @@ class ImageFolder(ImageDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.rrc = RandomResizedCrop(crop_size, scale, ratio) if random_resized_crop else None
         self.left_out: dict[str, str] = {}
+        self.train_dev_size = train_dev_size
+        self.train_dev_set = None
+        self.listing: dict[str, tuple[list[str], torch.Tensor]] = {}
         self.classes = self._resolve_classes(classes)
         # the resolved list travels in the checkpoint's hyperparameters: `zoo test/predict` name the classes from it
         self.hparams["classes"] = list(self.classes)
@@ -263,25 +259,38 @@ class ImageFolder(ImageDataModule):
         images = torch.from_numpy(cached.images)  # memory-mapped: pages are read when a batch needs them
         labels = torch.from_numpy(cached.labels)
         rows = torch.nonzero(labels >= 0).flatten()
+        self.listing[split] = (cached.files, labels)  # every listed file, by its position; -1: left out
         return Rows(images, rows), labels[rows]
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
             images, labels = self._load_split("train")
+            files, all_labels = self.listing["train"]
             val = self._load_split("val")
+            train_pos = torch.arange(len(labels))
+            self.example_files["train"] = self.example_files["train_dev"] = files
             if val is None:
                 train_pos, val_pos = stratified_split(labels, self.val_size, self.seed)
-                self.train_set = (Rows(images.tensor, images.rows[train_pos]), labels[train_pos])
-                self.val_set = (Rows(images.tensor, images.rows[val_pos]), labels[val_pos])
+                self.val_set = (take(images, val_pos), labels[val_pos])
+                self.index["val"], self.example_files["val"] = images.rows[val_pos], files
             else:
-                self.train_set, self.val_set = (images, labels), val
-            rank_zero_info(f"ImageFolder: {len(self.train_set[1])} training and {len(self.val_set[1])} validation "
+                self.val_set, self.index["val"], self.example_files["val"] = val, val[0].rows, self.listing["val"][0]
+                if self.train_dev_size:  # a train-dev part of train/: variance and mismatch told apart
+                    train_pos, dev_pos = stratified_split(labels, self.train_dev_size, self.seed)
+                    self.train_dev_set = (take(images, dev_pos), labels[dev_pos])
+                    self.index["train_dev"] = images.rows[dev_pos]
+            self.curate(Rows(images.tensor, torch.arange(len(all_labels))), all_labels, images.rows[train_pos],
+                        f"{self.root_path / 'train'}")
+            dev = f", {len(self.train_dev_set[1])} train-dev" if self.train_dev_set is not None else ""
+            rank_zero_info(f"ImageFolder: {len(self.train_set[1])} training{dev} and {len(self.val_set[1])} validation "
                            f"images of {len(self.classes)} classes {list(self.classes)}"
-                           + (f"; {len(self.left_out)} file(s) left out" if self.left_out else ""))
+                           + (f"; {len(self.left_out)} file(s) left out" if self.left_out else "") + self.curation_note())
         if stage == "predict" and self.predict_path is not None:
             return
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self._load_split("test")
+            if self.test_set is not None:
+                self.index["test"], self.example_files["test"] = self.test_set[0].rows, self.listing["test"][0]
             if self.test_set is None and stage is not None:
                 command = getattr(stage, "value", stage)  # Lightning passes its TrainerFn ("test", "predict")
                 raise DatasetError(f"{self.root_path / 'test'} not found: `zoo {command}` needs a test split laid out "

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
+from datamodules import curation
 from datamodules.augment import Augmentation
 from datamodules.base import InMemoryDataModule
 from datamodules.files import DatasetError
@@ -46,6 +47,11 @@ class ImageDataModule(InMemoryDataModule):
         saturation: float = 0.0,
         hue: float = 0.0,
         predict_path: str | None = None,
+        exclude: str | None = None,
+        label_noise: float = 0.0,
+        label_noise_seed: int = 0,
+        folds: int = 0,
+        fold: int = 0,
     ) -> None:
         """
         Args:
@@ -66,6 +72,15 @@ class ImageDataModule(InMemoryDataModule):
             hue: training only: hue shift drawn from [-h, h], h <= 0.5 (0: off; no effect on gray).
             predict_path: ``zoo predict`` only: an image file or a folder of images to classify (PNG, JPEG, any
                 size, gray or color) instead of the test set; the results go to predictions.csv.
+            exclude: a CSV file whose ``index`` column (positions in the official training set; an image
+                folder's ``file`` column too) names training examples to leave out, e.g. a filtered
+                label_issues.csv of ``zoo analyze``. Validation keeps its examples, so runs stay comparable.
+            label_noise: flip this fraction of the training labels to another class at random (validation
+                and test stay clean); the flipped examples are written to label_noise.csv in the run's folder.
+            label_noise_seed: seed of the flipped examples and their new labels.
+            folds: split the training examples into this many folds (seeded) and hold ``fold`` out; used by
+                ``zoo analyze --folds`` for out-of-sample predictions (0: none).
+            fold: the fold held out of training, 0 to folds - 1.
         """
         super().__init__(batch_size=batch_size, seed=seed)
         self.save_hyperparameters()
@@ -85,6 +100,16 @@ class ImageDataModule(InMemoryDataModule):
         self.download = download
         self.train_set = self.val_set = self.test_set = None
         self.predict_path = predict_path
+        curation.check_options(label_noise, folds, fold)
+        self.exclude, self.label_noise, self.label_noise_seed = exclude, label_noise, label_noise_seed
+        self.folds, self.fold = folds, fold
+        #: each split's examples as positions in their source (the official training or test set, a folder's
+        #: listing), and the source's file names where it has files: what `zoo analyze` names examples by
+        self.index: dict[str, torch.Tensor] = {}
+        self.example_files: dict[str, list[str] | None] = {}
+        self.flipped: dict[str, torch.Tensor] = {}  # label noise: positions, clean and noisy labels
+        self.excluded = 0
+        self.held_out = None  # the fold held out: (images, labels), positions in self.index["held_out"]
         self.predict_files: list = []
         self.predict_errors: dict = {}
         self.normalization_tensors: dict = {}
@@ -119,13 +144,50 @@ class ImageDataModule(InMemoryDataModule):
             # the same permutation on every rank: the split depends on the seed only
             order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
             val, train = order[: self.val_size], order[self.val_size :]
-            self.train_set = (images[train], labels[train])
             self.val_set = (images[val], labels[val])
-            rank_zero_info(f"{type(self).__name__}: {len(train)} training and {len(val)} validation examples")
+            self.index["val"] = val
+            self.example_files["train"] = self.example_files["val"] = None
+            self.curate(images, labels, train, "the official training set")
+            rank_zero_info(f"{type(self).__name__}: {len(self.train_set[1])} training and {len(val)} validation "
+                           f"examples{self.curation_note()}")
         if stage == "predict" and self.predict_path is not None:
             return  # files are read by predict_dataloader
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self.load(train=False)
+            self.index["test"], self.example_files["test"] = torch.arange(len(self.test_set[1])), None
+
+    def curate(self, images, labels: torch.Tensor, positions: torch.Tensor, source: str) -> None:
+        """The training set: ``images`` and ``labels`` of the whole source, its examples at ``positions``; labels
+        flipped (label_noise), then the listed examples left out (exclude), then a fold held out (folds)."""
+        train_labels = labels[positions]
+        if self.label_noise:
+            noisy, flipped = curation.plant_noise(train_labels, self.label_noise, self.label_noise_seed,
+                                                  self.num_classes)
+            self.flipped = {"index": positions[flipped], "clean": train_labels[flipped], "noisy": noisy[flipped]}
+            train_labels = noisy
+        keep = torch.ones(len(positions), dtype=torch.bool)
+        if self.exclude:
+            listed = curation.read_exclude(self.exclude, len(labels), self.example_files.get("train"), source)
+            keep &= ~torch.isin(positions, listed)
+            self.excluded = int((~keep).sum())
+        if self.folds:
+            kept = torch.nonzero(keep).flatten()
+            held = kept[curation.fold_ids(len(kept), self.folds, self.seed) == self.fold]
+            keep[held] = False
+            self.index["held_out"] = positions[held]
+            self.held_out = (curation.take(images, positions[held]), train_labels[held])
+        self.index["train"] = positions[keep]
+        self.train_set = (curation.take(images, positions[keep]), train_labels[keep])
+
+    def curation_note(self) -> str:
+        notes = []
+        if self.flipped:
+            notes.append(f"{len(self.flipped['index'])} training labels flipped (label_noise {self.label_noise})")
+        if self.exclude:
+            notes.append(f"{self.excluded} left out by {self.exclude}")
+        if self.folds:
+            notes.append(f"fold {self.fold} of {self.folds} held out ({len(self.index['held_out'])} examples)")
+        return "; " + "; ".join(notes) if notes else ""
 
     def train_dataloader(self):
         return self._loader(self.train_set, train=True)

@@ -172,8 +172,10 @@ def test_every_option_reaches_its_own_attribute():
     # each value distinct, so two options swapped on the way to the base class would show
     dm = CIFAR10(root="somewhere", batch_size=7, val_size=11, seed=13, normalize=False, mean=(0.1, 0.2, 0.3),
                  std=(0.4, 0.5, 0.6), resize=40, download=False, crop_padding=2, hflip=0.25, brightness=0.3,
-                 contrast=0.35, saturation=0.45, hue=0.15, predict_path="photos")
+                 contrast=0.35, saturation=0.45, hue=0.15, predict_path="photos", exclude="out.csv", label_noise=0.05,
+                 label_noise_seed=17, folds=3, fold=2)
     assert dm.predict_path == "photos"
+    assert (dm.exclude, dm.label_noise, dm.label_noise_seed, dm.folds, dm.fold) == ("out.csv", 0.05, 17, 3, 2)
     assert (dm.root, dm.batch_size, dm.val_size, dm.seed, dm.normalize) == ("somewhere", 7, 11, 13, False)
     assert (dm.mean, dm.std, dm.resize, dm.download) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6), 40, False)
     a = dm.augmentation
@@ -181,4 +183,5 @@ def test_every_option_reaches_its_own_attribute():
     assert dict(dm.hparams) == {"root": "somewhere", "batch_size": 7, "val_size": 11, "seed": 13, "normalize": False,
                                 "mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "resize": 40, "download": False,
                                 "crop_padding": 2, "hflip": 0.25, "brightness": 0.3, "contrast": 0.35,
-                                "saturation": 0.45, "hue": 0.15, "predict_path": "photos"}
+                                "saturation": 0.45, "hue": 0.15, "predict_path": "photos", "exclude": "out.csv",
+                                "label_noise": 0.05, "label_noise_seed": 17, "folds": 3, "fold": 2}

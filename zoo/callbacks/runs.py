@@ -3,6 +3,8 @@ nothing and wrote no result (``RemoveEmptyRun``), nor an event file by a failed 
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import socket
@@ -14,6 +16,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from zoo.training.runs import LOG_DIR
+from zoo_common import atomic_write_text
 
 
 class RemoveEmptyRun(L.Callback):
@@ -94,6 +97,22 @@ class RemoveEmptyRun(L.Callback):
                 logger.experiment.close()
 
 
+def write_label_noise(trainer) -> None:
+    """``label_noise.csv`` beside config.yaml: the training examples whose labels ``--data.label_noise`` flipped
+    (position, file where there is one, clean and noisy label), what a label-error finder is measured against."""
+    flipped = getattr(trainer.datamodule, "flipped", None)
+    log_dir = trainer.log_dir
+    if not flipped or log_dir is None or trainer.global_rank != 0:
+        return
+    files = trainer.datamodule.example_files.get("train")
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(["index", "file", "clean_label", "noisy_label"])
+    for i, clean, noisy in zip(*(flipped[k].tolist() for k in ("index", "clean", "noisy"))):
+        out.writerow([i, files[i] if files else "", clean, noisy])
+    atomic_write_text(Path(log_dir) / "label_noise.csv", text.getvalue())
+
+
 class SaveRunConfig(SaveConfigCallback):
     """``config.yaml`` in the run's folder: when training starts; for an evaluation or a prediction, at its end
     and only in a new folder (a run's own config stays as it trained), so a command that fails makes none."""
@@ -101,6 +120,7 @@ class SaveRunConfig(SaveConfigCallback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage == "fit":
             super().setup(trainer, pl_module, stage)
+            write_label_noise(trainer)
 
     def _after(self, trainer, pl_module) -> None:
         stage = trainer.state.fn.value

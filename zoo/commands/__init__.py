@@ -37,6 +37,9 @@ COMMANDS: dict[str, Command] = {
                     "--trainer.max_epochs 3"),
     "export": Command("zoo.commands.export.command:main", "A checkpoint or trained weights as one ONNX or pt2 file, "
                       "checked against the eager model:\nzoo export --ckpt_path best --format onnx --data.root DIR"),
+    "analyze": Command("zoo.commands.analyze.command:main", "What to do next about a trained model: bias, variance and "
+                       "mismatch from its errors, the errors themselves, a review sheet, likely label errors "
+                       "(pip install -e '.[analyze]'):\nzoo analyze --ckpt_path best --split val"),
     "serve": Command("zoo.commands.serve.command:main", "An HTTP server for a checkpoint, trained weights or an "
                      "exported file (pip install -e '.[serve]'):\nzoo serve --exported model.onnx; then curl -F "
                      "image=@photo.jpg http://127.0.0.1:8000/predict"),

@@ -8,7 +8,6 @@ no run training for a trial the study has already given up.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from zoo.commands.tune import space as spaces
 from zoo.commands.tune.report import ENV
 from zoo.commands.tune.results import shown
 from zoo.commands.tune.storage import Heartbeat, fail_stale
+from zoo_common import die_with_parent
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
@@ -33,13 +33,6 @@ LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.W
 def option_words(values: dict) -> list[str]:
     """The sampled values as ``zoo fit`` options."""
     return [f"--{option}={value if isinstance(value, str) else json.dumps(value)}" for option, value in values.items()]
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the trial's heartbeat still marks it dead
-        pass
 
 
 def _last_line(log: Path) -> str:
@@ -178,7 +171,7 @@ class Worker:
             with Heartbeat(self.study._storage, trial._trial_id, self.study), open(log, "wb") as out:
                 try:
                     self.child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                  preexec_fn=_die_with_parent, pass_fds=() if progress is None else (progress,))
+                                                  preexec_fn=die_with_parent, pass_fds=() if progress is None else (progress,))
                 finally:
                     if progress is not None:
                         os.close(progress)

@@ -1,0 +1,1 @@
+"""``zoo analyze``: the diagnosis, the errors, the manual review and the likely label errors of a trained model."""
