@@ -4,8 +4,8 @@ The gaps, in points of error: avoidable bias = training - reference (human-level
 error); variance = train-dev - training (the train-dev set: held out of the training distribution, which the
 validation split is when it is carved out of the training data); mismatch = dev - train-dev (a dev set of its
 own, e.g. an image folder's val/); overfitting to the dev set = test - dev. A gap is *large* when it is at least
-``min_gap`` points and at least a quarter of the whole error above the reference: 1 % / 11 % is variance,
-15 % / 16 % bias, 15 % / 30 % both. Bias is fixed first.
+``min_gap`` points and at least a quarter of the largest gap: 1 % / 11 % is variance, 15 % / 16 % bias,
+15 % / 30 % both. Bias is fixed first.
 """
 
 from __future__ import annotations
@@ -58,14 +58,14 @@ def gaps(errors: dict[str, float], reference: float) -> dict[str, float]:
 def diagnose(errors: dict[str, float], reference: float = 0.0, min_gap: float = 0.5) -> dict:
     """The diagnosis: the gaps, which are large, one line, and the recipe's next steps (bias first)."""
     found = gaps(errors, reference)
-    worst = max(v for k, v in errors.items() if v is not None) - reference
-    large = [k for k, v in found.items() if v >= min_gap and v >= 0.25 * worst]
+    largest = max(found.values())
+    large = [k for k, v in found.items() if v >= min_gap and v >= 0.25 * largest]
     if "variance + data mismatch" in large:
         large = [k for k in large if k != "variance + data mismatch"] + ["variance", "data mismatch"]
     large = [k for k in ORDER if k in large]
     if not large:
-        line = (f"No large gap: training error is within {min_gap} points (or a quarter of the error) of the reference "
-                f"and of the held-out errors; look at the errors themselves (error analysis, label issues).")
+        line = (f"No large gap: every gap is under {min_gap} points; look at the errors themselves (error analysis, "
+                "label issues).")
     elif large == ["avoidable bias"]:
         line = "High bias (underfitting): the training error is far above the reference error."
     elif large == ["variance"]:
