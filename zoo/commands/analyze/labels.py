@@ -3,6 +3,7 @@ set it did not train on; for the training set, K models each trained without one
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -92,11 +93,13 @@ def train_fold(config: Path, out: Path, folds: int, fold: int, overrides: list[s
                   "--trainer.logger.init_args.name", run.parent.name, "--trainer.logger.init_args.version", run.name]
         print(f"Fold {fold + 1} of {folds}: training without it in {run}", flush=True)
     command = [sys.executable, "-m", "zoo.cli", "fit", *words]
+    # the fold imports what this process can (a DataModule of the user's own, found on this process's path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     run.parent.mkdir(parents=True, exist_ok=True)
     log_path = run.parent / f"fold_{fold}.log"
     said = [time.monotonic()]
     with open(log_path, "a") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, errors="replace", preexec_fn=die_with_parent) as child:
+                                                      text=True, errors="replace", preexec_fn=die_with_parent, env=env) as child:
         def quiet_too_long() -> None:
             while child.poll() is None:
                 if time.monotonic() - said[0] >= QUIET_S:

@@ -83,4 +83,4 @@ def probabilities(module, datamodule, data: Examples, batch_size: int = 512) -> 
 
 def error_rate(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Per cent of examples whose most probable class is not their label."""
-    return 100.0 * float((probs.argmax(dim=1) != labels).float().mean()) if len(labels) else float("nan")
+    return 100.0 * int((probs.argmax(dim=1) != labels).sum()) / len(labels) if len(labels) else float("nan")
