@@ -155,12 +155,19 @@ def analyze(module, datamodule, ckpt: str | None, weights: str | None, options: 
         probs[name] = probabilities(module, datamodule, data)
         errors_by_role[role[name]] = error_rate(probs[name], data.labels)
         sizes[role[name]] = len(data)
+    order = ("train", "train_dev", "dev", "test")
+    errors_by_role = {k: errors_by_role[k] for k in order if k in errors_by_role}
     result = diagnosis.diagnose(errors_by_role, options.reference_error, options.min_gap)
     data, p = sets[options.split], probs[options.split]
     result.update(split=options.split, split_error=error_rate(p, data.labels), examples=sizes, model=model_name,
                   source={"ckpt_path": str(Path(ckpt).resolve())} if ckpt else {"weights": f"{model_name}.{weights}"},
                   data=type(datamodule).__name__)
+    if getattr(datamodule, "flipped", None):
+        result["notes"] = [f"{len(datamodule.flipped['index']):,} training labels were flipped on purpose "
+                           f"(--data.label_noise {datamodule.label_noise}): the training error counts them as errors"]
     print(diagnosis.table(result, NAMES))
+    for note in result.get("notes", []):
+        print(note)
 
     pictures = errors.write_errors(out, datamodule, data, p, classes, options.top_losses, options.review, options.seed)
     if options.top:
