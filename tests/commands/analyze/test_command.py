@@ -101,7 +101,7 @@ def test_the_training_set_by_fold_models_against_planted_noise(data, capsys):
     capsys.readouterr()
     analyze(words)
     said = capsys.readouterr().out
-    assert "Fold 1 of 2" not in said and f"Fold 2 of 2: resuming {folds[1]}" in said
+    assert f"Fold 1 of 2: trained before, in {folds[0]}" in said and f"Fold 2 of 2: resuming {folds[1]}" in said
 
 
 @pytest.mark.parametrize("words, message", [

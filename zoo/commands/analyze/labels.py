@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -80,6 +81,7 @@ def train_fold(config: Path, out: Path, folds: int, fold: int, overrides: list[s
     run = fold_folder(out, fold)
     done = run / "fold_done"
     if done.exists():
+        print(f"Fold {fold + 1} of {folds}: trained before, in {run}", flush=True)
         return run
     last = run / "checkpoints" / "last.ckpt"
     words = ["--config", str(config), "--data.folds", str(folds), "--data.fold", str(fold),
@@ -97,9 +99,10 @@ def train_fold(config: Path, out: Path, folds: int, fold: int, overrides: list[s
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     run.parent.mkdir(parents=True, exist_ok=True)
     log_path = run.parent / f"fold_{fold}.log"
-    said = [time.monotonic()]
+    said, stopped = [time.monotonic()], []
     with open(log_path, "a") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, errors="replace", preexec_fn=die_with_parent, env=env) as child:
+                                                      text=True, errors="replace", preexec_fn=die_with_parent,
+                                                      env=env) as child:
         def quiet_too_long() -> None:
             while child.poll() is None:
                 if time.monotonic() - said[0] >= QUIET_S:
@@ -107,12 +110,26 @@ def train_fold(config: Path, out: Path, folds: int, fold: int, overrides: list[s
                     print(f"  fold {fold + 1}: starting or validating ...", flush=True)
                 time.sleep(1)
 
-        threading.Thread(target=quiet_too_long, daemon=True).start()
-        for line in child.stdout:
-            log.write(line)
-            if line.startswith("Epoch "):
-                said[0] = time.monotonic()
-                print(f"  fold {fold + 1}: {line.rstrip()}", flush=True)
+        def stop(signum, frame) -> None:  # the fold saves last.ckpt and stops; then this command stops
+            stopped.append(signum)
+            child.send_signal(signal.SIGTERM)
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            threading.Thread(target=quiet_too_long, daemon=True).start()
+            for line in child.stdout:
+                log.write(line)
+                if line.startswith("Epoch "):
+                    said[0] = time.monotonic()
+                    print(f"  fold {fold + 1}: {line.rstrip()}", flush=True)
+            child.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    if stopped:
+        kept = " (its last.ckpt kept)" if last.exists() else ""
+        print(f"stopped by SIGTERM during fold {fold + 1} of {folds}{kept}; run the same zoo analyze again to resume",
+              file=sys.stderr, flush=True)
+        raise SystemExit(143)
     if child.returncode:
         tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-1:]
         raise ConfigError(f"fold {fold + 1} of {folds} failed: {tail[0] if tail else 'no output'} (its log: {log_path}; "
