@@ -153,3 +153,14 @@ def show(text: str) -> None:
         print(text)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def own_options(parser, argv: list[str]):
+    """A command's own options (argparse), the other words left for the model's parser: (namespace, rest).
+    argparse's complaint, already on stderr, ends as one error naming the command's --help."""
+    from zoo_common import ConfigError
+
+    try:
+        return parser.parse_known_args(argv)
+    except SystemExit:
+        raise ConfigError(f"bad {parser.prog} option (see above); `{parser.prog} --help` shows them") from None

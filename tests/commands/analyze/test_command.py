@@ -81,6 +81,8 @@ def test_the_training_set_by_fold_models_against_planted_noise(data, capsys):
     run = fit(data, "--data.label_noise", "0.2", "--data.label_noise_seed", "1")
     planted = rows(run / "label_noise.csv")
     assert len(planted) == 40  # 20 % of 200
+    official = FakeFashionMNIST(root=data[3]).load(train=True)[1]
+    assert all(int(r["clean_label"]) == official[int(r["index"])] != int(r["noisy_label"]) for r in planted)
     best = str(run / "checkpoints" / "best.ckpt")
     words = ["--ckpt_path", best, "--split", "train", "--folds", "2", "--top", "50", "--output", str(run / "an")]
     analyze(words)

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from zoo.commands.help import own_options
 from zoo_common import ConfigError
 
 USAGE = """usage: zoo analyze [--split train|val|test] [--output DIR] [OPTIONS] MODEL OPTIONS
@@ -53,10 +54,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tally", default=None)
     parser.add_argument("--error", type=float, default=None)
-    try:
-        ours, rest = parser.parse_known_args(argv)
-    except SystemExit:  # argparse's own message is already on stderr
-        raise ConfigError("bad zoo analyze option (see above); `zoo analyze --help` shows them") from None
+    ours, rest = own_options(parser, argv)
     if ours.split not in SPLITS:
         raise ConfigError(f"--split {ours.split}: choose train, val or test")
     if ours.folds and ours.split != "train":

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from zoo.commands.export import formats, graph, parity
+from zoo.commands.help import own_options
 from zoo.commands.messages import cannot_write, permission_message
 from zoo.training.runs import run_folder
 from zoo.weights.catalogue import sha256_of
@@ -38,10 +39,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--output", default=None)
     parser.add_argument("--tolerance", type=float, default=parity.TOLERANCE)
     parser.add_argument("--check_images", type=int, default=1000)
-    try:
-        ours, rest = parser.parse_known_args(argv)
-    except SystemExit:  # argparse's own message is already on stderr
-        raise ConfigError("bad zoo export option (see above); `zoo export --help` shows them") from None
+    ours, rest = own_options(parser, argv)
     if ours.format not in formats.FORMATS:
         raise ConfigError(f"--format {ours.format}: choose onnx or pt2")
     if not ours.tolerance > 0:

@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
+from zoo.commands.help import own_options
 from zoo.commands.serve import MAX_MEGAPIXELS
 from zoo_common import ConfigError
 
@@ -54,10 +55,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--max_megapixels", type=float, default=MAX_MEGAPIXELS)
     parser.add_argument("--unchecked", action="store_true")
-    try:
-        ours, rest = parser.parse_known_args(argv)
-    except SystemExit:
-        raise ConfigError("bad zoo serve option (see above); `zoo serve --help` shows them") from None
+    ours, rest = own_options(parser, argv)
     for name, low in (("port", 1), ("top_k", 1), ("max_batch_size", 1), ("threads", 1)):
         if getattr(ours, name) < low:
             raise ConfigError(f"--{name} {getattr(ours, name)}: give a whole number >= {low}")
