@@ -1,8 +1,8 @@
 """Planted label noise, found again and taken out: `zoo analyze --folds` measured, then the retraining it buys.
 
-    python benchmarks/label_noise.py --root ../shared/datasets [--data MNIST FashionMNIST] [--seeds 3]
+    python benchmarks/label_noise.py --root ../shared/datasets [--data MNIST FashionMNIST] [--seeds 3] [--epochs 5]
 
-For each dataset: `zoo fit` of the MLP (configs/mlp_<data>.yaml, 5 epochs) with 10 % of the training labels
+For each dataset: `zoo fit` of the MLP (configs/mlp_<data>.yaml, --epochs 5) with 10 % of the training labels
 flipped (--data.label_noise 0.1), then `zoo analyze --split train --folds 5` of it: precision and recall of the
 flagged examples against the planted flips (label_noise.csv). Then, for each seed, the test accuracy of three
 runs: clean labels, noisy labels, and noisy labels less the flagged examples (--data.exclude). Every command is
@@ -25,7 +25,6 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.results import add_write_flag, machine, write_section  # noqa: E402
 
-EPOCHS = 5
 NOISE = 0.1
 FOLDS = 5
 
@@ -42,8 +41,8 @@ def run_folder(output: str) -> Path:
     return Path(line.removeprefix("Run folder: ").split()[0].rstrip(";"))
 
 
-def fit_and_test(config: str, root: str, seed: int, extra: list[str], work: Path) -> float:
-    out = zoo("fit", "-c", config, "--data.root", root, "--trainer.max_epochs", str(EPOCHS), "--seed_everything",
+def fit_and_test(config: str, root: str, seed: int, extra: list[str], work: Path, epochs: int) -> float:
+    out = zoo("fit", "-c", config, "--data.root", root, "--trainer.max_epochs", str(epochs), "--seed_everything",
               str(seed), "--trainer.enable_progress_bar", "false", *extra, cwd=work)
     run = run_folder(out)
     zoo("test", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--data.root", root,
@@ -57,6 +56,7 @@ def main() -> None:
     p.add_argument("--root", default="../shared/datasets")
     p.add_argument("--data", nargs="+", default=["MNIST", "FashionMNIST"])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=5)
     args = p.parse_args()
     root = str(Path(args.root).resolve())
     work = Path(tempfile.mkdtemp(prefix="label_noise_"))
@@ -64,7 +64,7 @@ def main() -> None:
     for data in args.data:
         config = str(REPO / "configs" / f"mlp_{'mnist' if data == 'MNIST' else 'fashion_mnist'}.yaml")
         noisy = ["--data.label_noise", str(NOISE), "--data.label_noise_seed", "0"]
-        out = zoo("fit", "-c", config, "--data.root", root, "--trainer.max_epochs", str(EPOCHS),
+        out = zoo("fit", "-c", config, "--data.root", root, "--trainer.max_epochs", str(args.epochs),
                   "--trainer.enable_progress_bar", "false", *noisy, cwd=work)
         run = run_folder(out)
         zoo("analyze", "--ckpt_path", str(run / "checkpoints" / "best.ckpt"), "--split", "train", "--folds",
@@ -78,16 +78,18 @@ def main() -> None:
         print(f"{data}: precision {check['precision']:.3f}, recall {check['recall']:.3f}", flush=True)
         accs = {"clean": [], "noisy": [], "cleaned": []}
         for seed in range(args.seeds):
-            accs["clean"].append(fit_and_test(config, root, seed, [], work))
-            accs["noisy"].append(fit_and_test(config, root, seed, noisy, work))
-            accs["cleaned"].append(fit_and_test(config, root, seed, [*noisy, "--data.exclude", str(flagged)], work))
+            accs["clean"].append(fit_and_test(config, root, seed, [], work, args.epochs))
+            accs["noisy"].append(fit_and_test(config, root, seed, noisy, work, args.epochs))
+            accs["cleaned"].append(fit_and_test(config, root, seed, [*noisy, "--data.exclude", str(flagged)], work,
+                                                  args.epochs))
             print(f"{data} seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in accs.items()), flush=True)
         rows.append((data, accs))
     data_words = " ".join(args.data)
     body = "\n".join([
-        "## Label noise: planted, found by `zoo analyze --folds`, taken out", "",
-        f"`python benchmarks/label_noise.py --root {args.root} --data {data_words} --seeds {args.seeds}`", "",
-        f"Machine: {machine()}. MLP (configs/mlp_<data>.yaml, {EPOCHS} epochs). Noisy: `--data.label_noise {NOISE} "
+        f"## Label noise: planted, found by `zoo analyze --folds`, taken out ({args.epochs} epochs)", "",
+        f"`python benchmarks/label_noise.py --root {args.root} --data {data_words} --seeds {args.seeds} "
+        f"--epochs {args.epochs}`", "",
+        f"Machine: {machine()}. MLP (configs/mlp_<data>.yaml, {args.epochs} epochs). Noisy: `--data.label_noise {NOISE} "
         f"--data.label_noise_seed 0` (10 % of the 55,000 training labels flipped to another class; validation and "
         f"test clean). Found: `zoo fit ... --data.label_noise {NOISE}`, then `zoo analyze --ckpt_path "
         f"<run>/checkpoints/best.ckpt --split train --folds {FOLDS}` ({FOLDS} fold models of the same config, "
@@ -109,7 +111,7 @@ def main() -> None:
         "Test accuracy is the mean over seeds (`--seed_everything 0..N-1`: the initial weights; the split and the "
         "flipped labels stay the same); each seed's clean / noisy / cleaned in the last column.",
     ])
-    write_section("label_noise", body)
+    write_section("label_noise" if args.epochs == 5 else f"label_noise_{args.epochs}_epochs", body)
 
 
 if __name__ == "__main__":
