@@ -82,3 +82,29 @@ def test_a_dev_set_from_another_distribution_is_data_mismatch(tmp_path):
     # the examples are named by their files in val/
     with open(run / "analysis" / "val" / "review.csv", newline="") as f:
         assert all(row["file"].startswith("val/") for row in csv.DictReader(f))
+
+
+@needs_mnist
+@pytest.mark.slow  # 10 s
+def test_the_zoos_mnist_weights_on_the_official_test_set(tmp_path):
+    """The command of the issue: label issues of MNIST's test set, named by their index in it."""
+    from datamodules import MNIST as Data
+
+    out = tmp_path / "DIR"
+    analyze(["--model", "MnistCNN", "--model.weights", "MNIST_V1", *MNIST, "--split", "test", "--output", str(out),
+             "--train_samples", "2000"])
+    result = json.loads((out / "diagnosis.json").read_text())
+    assert set(result["errors"]) == {"train", "train_dev", "test"} and result["split"] == "test"
+    with open(out / "label_issues.csv", newline="") as f:
+        issues = list(csv.DictReader(f))
+    assert len(issues) >= 100
+    flagged = [r for r in issues if r["flagged"] == "True"]
+    assert flagged and issues[: len(flagged)] == flagged  # most likely wrong first
+    scores = [float(r["label_quality"]) for r in flagged]
+    assert scores == sorted(scores)
+    official = Data(root=str(SHARED_DATASETS)).load(train=False)[1]
+    assert all(Data.classes[official[int(r["index"])]] == r["given_label"] for r in issues)
+    # the test error is 1 - the card's test accuracy (the card was measured on the same 10,000 images)
+    from zoo.weights.catalogue import find
+
+    assert result["errors"]["test"] == pytest.approx(100 * (1 - find("MnistCNN", "MNIST_V1").metrics["test_acc"]), abs=0.01)
