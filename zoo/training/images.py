@@ -29,7 +29,11 @@ def labelled_grid(images: torch.Tensor, captions: list[str], ncol: int = 8, cell
 
 def captioned_grid(images: torch.Tensor, captions: list[list[str]], ncol: int = 8, cell: int = 112) -> torch.Tensor:
     """Images in [0, 1] (N x C x H x W) as one uint8 3 x H x W grid, each with lines of text under it, whole:
-    a line too long for the tile is wrapped, not cut."""
+    a line too long for the tile is wrapped, not cut. No images: a small picture that says so."""
+    if len(images) == 0:
+        empty = Image.new("RGB", (160, 24), "white")
+        ImageDraw.Draw(empty).text((4, 6), "(no examples)", fill="black")
+        return torch.from_numpy(np.asarray(empty).copy()).permute(2, 0, 1)
     n, c = images.shape[:2]
     images = images.expand(n, 3, *images.shape[2:]) if c == 1 else images[:, :3]
     scale = max(1, cell // images.shape[-1])

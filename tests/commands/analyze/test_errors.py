@@ -56,3 +56,18 @@ def test_planted_flips_are_ranked_first_and_flagged():
     # confident learning prunes as many as it estimates the noise to be (256 here), every one of them a flip
     assert hits / len(found) == 1.0 and hits / 300 >= 0.8, (len(found), hits)
     assert torch.all(score[flipped].max() < score[~torch.isin(torch.arange(n), flipped)].min())
+
+
+def test_a_set_without_errors_still_gets_every_file(tmp_path):
+    from zoo.commands.analyze.errors import write_errors
+
+    class Data:  # what write_errors asks of a DataModule
+        crop_size = None
+
+    labels = torch.tensor([0, 1, 1, 0])
+    data = Examples("val", torch.zeros(4, 1, 4, 4, dtype=torch.uint8), labels, torch.arange(4), None, "x")
+    pictures = write_errors(tmp_path, Data(), data, one_hot_probs(labels.tolist(), 2), ["a", "b"], top=2, review=10,
+                            seed=0)
+    assert (tmp_path / "review.csv").read_text().count("\n") == 1  # the header alone: nothing misclassified
+    assert pictures["review"].shape[0] == 3 and (tmp_path / "review.png").stat().st_size > 0
+    assert (tmp_path / "most_confused.csv").read_text().count("\n") == 1
