@@ -98,7 +98,8 @@ class ImageFolder(ImageDataModule):
         **kwargs,
     ) -> None:
         """The options of every image DataModule (``ImageDataModule``, where the others are described: seed,
-        mean, std, crop_padding, brightness, contrast, saturation, hue, predict_path), and a folder's own:
+        mean, std, crop_padding, brightness, contrast, saturation, hue, predict_path, exclude, label_noise,
+        label_noise_seed, folds, fold), and a folder's own:
 
         Args:
             root: folder holding train/<class>/<images>, and optionally val/ and test/ with the same class folders.
