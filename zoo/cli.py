@@ -4,11 +4,9 @@ line and an exit status (``ZOO_TRACEBACK=1``: the trace)."""
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 from zoo.commands import COMMANDS
-from zoo_common import ConfigError
 
 
 def main(args: list[str] | None = None) -> None:
@@ -31,10 +29,6 @@ def main(args: list[str] | None = None) -> None:
     except BaseException as e:  # noqa: BLE001 (a message instead of a trace, whatever it is)
         if type(e) in (SystemExit, KeyboardInterrupt):  # --help's exit, sys.exit, Ctrl-C: as they are (Lightning's
             raise  # SIGTERMException, a SystemExit too, gets its line below)
-        if isinstance(e, ConfigError) and "lightning" not in sys.modules and not os.environ.get("ZOO_TRACEBACK"):
-            # a command that needs no torch (zoo analyze --tally) fails as fast as it runs
-            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-            raise SystemExit(2) from None
         from zoo.commands.messages import report_failure
 
         report_failure(e)

@@ -8,13 +8,20 @@ import re
 import sys
 from typing import NoReturn
 
-from jsonargparse import ArgumentError
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-
 from zoo.commands import SUBCOMMANDS
-from zoo.commands.runs import RunFinished
 from zoo_common import ZooError
+
+
+def _is(error: BaseException, module: str, name: str) -> bool:
+    """``isinstance(error, module.name)``, without importing the module: an error cannot be an instance of a class
+    that was never loaded, so a command that did not load Lightning (zoo analyze --tally, --help) is reported
+    without paying seconds to import it."""
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls is not None and isinstance(error, cls)
+
+
+def _sigterm(error: BaseException) -> bool:
+    return _is(error, "lightning.pytorch.utilities.exceptions", "SIGTERMException")
 
 
 def zoo_cause(error: BaseException | None) -> ZooError | None:
@@ -106,14 +113,15 @@ def parse_error(message: str) -> str:
 def describe(error: BaseException) -> tuple[str, int]:
     """An error as the one line the user reads and the exit status: bad input (jsonargparse's reports, the
     zoo's errors) 2; SIGTERM 143; anything else 1."""
-    if isinstance(error, SIGTERMException):
+    if _sigterm(error):
         return "stopped by SIGTERM (last.ckpt saved where a run was training); resume with --ckpt_path last", 143
-    if isinstance(error, ArgumentError):
+    if _is(error, "jsonargparse", "ArgumentError"):
         return f"error: {parse_error(str(error))}", 2
     if zoo_cause(error) is not None:  # jsonargparse and Lightning wrap what constructors and hooks raise
         cause = zoo_cause(error)
         return f"error: {one_line(cause)}", getattr(cause, "exit_code", 2)
-    if isinstance(error, MisconfigurationException):  # Lightning's checks of the Trainer's options
+    # Lightning's checks of the Trainer's options
+    if _is(error, "lightning.fabric.utilities.exceptions", "MisconfigurationException"):
         option = re.match(r"`(\w+)` ", one_line(error))
         return f"error: {'--trainer.' + option.group(1) + ': ' if option else ''}{one_line(error)}", 2
     if cannot_write(error):
@@ -123,11 +131,11 @@ def describe(error: BaseException) -> tuple[str, int]:
 
 def exit_with_one_line(error: BaseException) -> NoReturn:
     """The error's one line on stderr and its exit status; ``ZOO_TRACEBACK=1`` raises it instead, with its trace."""
-    if isinstance(error, RunFinished):  # nothing to do is no failure
+    if _is(error, "zoo.commands.runs", "RunFinished"):  # nothing to do is no failure
         print(error)
         raise SystemExit(0)
     message, code = describe(error)
-    if os.environ.get("ZOO_TRACEBACK") and not isinstance(error, SIGTERMException):
+    if os.environ.get("ZOO_TRACEBACK") and not _sigterm(error):
         raise error
     print(message, file=sys.stderr)
     raise SystemExit(code)
@@ -136,6 +144,6 @@ def exit_with_one_line(error: BaseException) -> NoReturn:
 def report_failure(error: BaseException) -> None:
     """A command's failure as its one line and exit status (any error, and SIGTERM); anything else (Ctrl-C,
     ``sys.exit``) goes on as it is."""
-    if isinstance(error, (Exception, SIGTERMException)):
+    if isinstance(error, Exception) or _sigterm(error):
         exit_with_one_line(error)
     raise error

@@ -59,3 +59,8 @@ def test_the_command_needs_no_torch_and_exits_2_on_a_bad_file(tmp_path):
     bad = write_review(tmp_path / "bad.csv", ["x"], ("number", "index", "label"))
     done = subprocess.run([sys.executable, "-m", "zoo.cli", "analyze", "--tally", str(bad)], capture_output=True, text=True)
     assert done.returncode == 2 and "no `category` column" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    # reporting the failure loads nothing heavy either
+    probe = ("import sys\nfrom zoo.cli import main\ntry:\n    main(['analyze', '--tally', sys.argv[1]])\n"
+             "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules, 'lightning' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe, str(bad)], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "False", "False"], done.stdout + done.stderr
