@@ -10,12 +10,23 @@ from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
 
 
-def labelled_grid(images: torch.Tensor, captions: list[str], ncol: int = 8, cell: int = 64) -> torch.Tensor:
-    """Images in [0, 1] (N x C x H x W) as one uint8 3 x H x W grid, each image with its caption above it."""
+def rgb_at_least(images: torch.Tensor, cell: int) -> torch.Tensor:
+    """N x C x H x W images in [0, 1] as RGB, small ones upscaled (nearest neighbour, whole factors) towards
+    ``cell`` pixels so that they stay legible."""
     n, c = images.shape[:2]
     images = images.expand(n, 3, *images.shape[2:]) if c == 1 else images[:, :3]
-    scale = max(1, cell // images.shape[-1])  # small images get nearest-neighbour upscaling to stay legible
-    images = torch.nn.functional.interpolate(images, scale_factor=scale, mode="nearest") if scale > 1 else images
+    scale = max(1, cell // images.shape[-1])
+    return torch.nn.functional.interpolate(images, scale_factor=scale, mode="nearest") if scale > 1 else images
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """A Pillow RGB image as uint8 3 x H x W."""
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def labelled_grid(images: torch.Tensor, captions: list[str], ncol: int = 8, cell: int = 64) -> torch.Tensor:
+    """Images in [0, 1] (N x C x H x W) as one uint8 3 x H x W grid, each image with its caption above it."""
+    images = rgb_at_least(images, cell)
     strip = 12
     tiles = []
     for image, caption in zip(images, captions):
@@ -23,7 +34,7 @@ def labelled_grid(images: torch.Tensor, captions: list[str], ncol: int = 8, cell
         pixels = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         tile.paste(Image.fromarray(pixels), (0, strip))
         ImageDraw.Draw(tile).text((1, 0), caption[: image.shape[-1] // 6], fill="white")
-        tiles.append(torch.from_numpy(np.asarray(tile).copy()).permute(2, 0, 1))
+        tiles.append(to_tensor(tile))
     return make_grid(torch.stack(tiles), nrow=ncol, padding=2)
 
 
@@ -33,11 +44,8 @@ def captioned_grid(images: torch.Tensor, captions: list[list[str]], ncol: int = 
     if len(images) == 0:
         empty = Image.new("RGB", (160, 24), "white")
         ImageDraw.Draw(empty).text((4, 6), "(no examples)", fill="black")
-        return torch.from_numpy(np.asarray(empty).copy()).permute(2, 0, 1)
-    n, c = images.shape[:2]
-    images = images.expand(n, 3, *images.shape[2:]) if c == 1 else images[:, :3]
-    scale = max(1, cell // images.shape[-1])
-    images = torch.nn.functional.interpolate(images, scale_factor=scale, mode="nearest") if scale > 1 else images
+        return to_tensor(empty)
+    images = rgb_at_least(images, cell)
     side = images.shape[-1]
     per_line = max(8, side // 6)  # Pillow's default font: about 6 px a character
     wrapped = [[chunk for line in lines for chunk in textwrap.wrap(line, per_line) or [""]] for lines in captions]
@@ -50,7 +58,7 @@ def captioned_grid(images: torch.Tensor, captions: list[list[str]], ncol: int = 
         draw = ImageDraw.Draw(tile)
         for i, line in enumerate(lines):
             draw.text((2, image.shape[-2] + 2 + 11 * i), line, fill="black")
-        tiles.append(torch.from_numpy(np.asarray(tile).copy()).permute(2, 0, 1))
+        tiles.append(to_tensor(tile))
     return make_grid(torch.stack(tiles), nrow=ncol, padding=4, pad_value=0.5 * 255)
 
 
@@ -83,7 +91,7 @@ def confusion_image(matrix: torch.Tensor, classes: list[str]) -> torch.Tensor:
         draw.text((left + n * cell + 8, top + i * cell + cell // 2 - 5), f"{acc:.1%}", fill="black")
     draw.text((left + n * cell + 8, top - 14), "recall", fill="black")
     draw.text((left, top + n * cell + 5), "rows: true class, columns: predicted", fill="gray")
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+    return to_tensor(img)
 
 
 def save_png(image: torch.Tensor, path) -> None:
