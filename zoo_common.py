@@ -269,3 +269,27 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:  # not Linux
         pass
+
+
+def csv_text(header: list[str], rows) -> str:
+    """A CSV file's text: the header, then the rows (written with ``atomic_write_text``)."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(header)
+    out.writerows(rows)
+    return text.getvalue()
+
+
+def read_csv(path: str | os.PathLike, option: str) -> tuple[list[dict[str, str]], list[str]]:
+    """(rows as dicts, column names) of a CSV file the user gives with ``option``; one error line if unreadable."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            return list(reader), list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"{option} {path}: cannot read it as a CSV file ({e})") from None

@@ -7,12 +7,11 @@ dataset, the sorted listing of an image folder's ``train/``) or, in an image fol
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
 
-from zoo_common import ConfigError
+from zoo_common import ConfigError, read_csv
 
 
 class Rows:
@@ -35,14 +34,7 @@ def take(images, positions: torch.Tensor):
 
 def read_exclude(path: str | Path, size: int, files: list[str] | None, what: str) -> torch.Tensor:
     """The positions (in ``what``, of ``size`` examples) named by a CSV file's ``index`` or ``file`` column."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            columns = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ConfigError(f"--data.exclude {path}: cannot read it as a CSV file ({e})") from None
+    rows, columns = read_csv(path, "--data.exclude")
     if "index" in columns:
         positions = []
         for n, row in enumerate(rows, start=2):

@@ -269,7 +269,7 @@ class ImageFolder(ImageDataModule):
             files, all_labels = self.listing["train"]
             val = self._load_split("val")
             train_pos = torch.arange(len(labels))
-            self.example_files["train"] = self.example_files["train_dev"] = files
+            self.example_files["train"] = files  # train-dev and a held-out fold come from train/ too
             if val is None:
                 train_pos, val_pos = stratified_split(labels, self.val_size, self.seed)
                 self.val_set = (take(images, val_pos), labels[val_pos])

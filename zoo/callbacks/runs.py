@@ -3,8 +3,6 @@ nothing and wrote no result (``RemoveEmptyRun``), nor an event file by a failed 
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 import socket
@@ -16,7 +14,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from zoo.training.runs import LOG_DIR
-from zoo_common import atomic_write_text
+from zoo_common import atomic_write_text, csv_text
 
 
 class RemoveEmptyRun(L.Callback):
@@ -105,12 +103,9 @@ def write_label_noise(trainer) -> None:
     if not flipped or log_dir is None or trainer.global_rank != 0:
         return
     files = trainer.datamodule.example_files.get("train")
-    text = io.StringIO()
-    out = csv.writer(text, lineterminator="\n")
-    out.writerow(["index", "file", "clean_label", "noisy_label"])
-    for i, clean, noisy in zip(*(flipped[k].tolist() for k in ("index", "clean", "noisy"))):
-        out.writerow([i, files[i] if files else "", clean, noisy])
-    atomic_write_text(Path(log_dir) / "label_noise.csv", text.getvalue())
+    rows = [[i, files[i] if files else "", clean, noisy]
+            for i, clean, noisy in zip(*(flipped[k].tolist() for k in ("index", "clean", "noisy")))]
+    atomic_write_text(Path(log_dir) / "label_noise.csv", csv_text(["index", "file", "clean_label", "noisy_label"], rows))
 
 
 class SaveRunConfig(SaveConfigCallback):

@@ -140,12 +140,10 @@ def analyze(module, datamodule, ckpt: str | None, weights: str | None, options: 
     sets = {name: examples(datamodule, name) for name in roles(datamodule)}
     if options.split == "test":
         sets["test"] = examples(datamodule, "test")
-    if options.train_samples and options.train_samples < len(sets["train"]):
-        chosen = torch.randperm(len(sets["train"]), generator=torch.Generator().manual_seed(options.seed))
-        full_train = sets["train"]
+    full_train = sets["train"]  # label issues of the training set are found on all of it
+    if options.train_samples and options.train_samples < len(full_train):
+        chosen = torch.randperm(len(full_train), generator=torch.Generator().manual_seed(options.seed))
         sets["train"] = full_train.subset(chosen[: options.train_samples].sort().values)
-    else:
-        full_train = sets["train"]
     role = {**roles(datamodule), "test": "test"}
     probs, errors_by_role, sizes = {}, {}, {}
     for name, data in sets.items():
@@ -177,11 +175,12 @@ def analyze(module, datamodule, ckpt: str | None, weights: str | None, options: 
             else:
                 issues_on, issues_p = full_train, fold_probs(module, datamodule, full_train, ckpt, out, options)
         if issues_on is not None:
-            flagged, picture = labels.write_label_issues(out, issues_on, issues_p, classes, options.top, datamodule)
+            found, picture = labels.write_label_issues(out, issues_on, issues_p, classes, options.top, datamodule)
             pictures["label_issues"] = picture
+            flagged = len(found)
             result["label_issues"] = {"flagged": flagged, "examples": len(issues_on),
                                       "folds": options.folds if options.split == "train" else 0}
-            planted = planted_check(datamodule, out, issues_on) if options.split == "train" else None
+            planted = planted_check(datamodule, issues_on, found) if options.split == "train" else None
             if planted:
                 result["label_issues"]["against_planted_noise"] = planted
             print(f"Label issues: {flagged:,} of {len(issues_on):,} examples flagged; ranked in {out / 'label_issues.csv'}"
@@ -213,16 +212,13 @@ def fold_probs(module, datamodule, data, ckpt: str | None, out: Path, options):
     return labels.fold_probabilities(module, datamodule, data, runs)
 
 
-def planted_check(datamodule, out: Path, data) -> dict | None:
-    """With --data.label_noise: the flagged examples against the flips planted (precision, recall)."""
-    import csv
-
+def planted_check(datamodule, data, found) -> dict | None:
+    """With --data.label_noise: the flagged examples (``found``: positions) against the flips planted."""
     flipped = getattr(datamodule, "flipped", None)
     if not flipped:
         return None
     planted = set(flipped["index"].tolist()) & set(data.index.tolist())
-    with open(out / "label_issues.csv", newline="") as f:
-        flagged = {int(r["index"]) for r in csv.DictReader(f) if r["flagged"] == "True"}
+    flagged = set(found.tolist())
     hits = len(flagged & planted)
     return {"planted": len(planted), "flagged": len(flagged), "found": hits,
             "precision": hits / len(flagged) if flagged else 0.0, "recall": hits / len(planted) if planted else 0.0}

@@ -3,7 +3,6 @@ the examples with the highest loss; and the rows of the course's manual review."
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
@@ -16,21 +15,11 @@ from torchmetrics.functional.classification import (
 
 from zoo.commands.analyze.predictions import Examples
 from zoo.training.images import captioned_grid, confusion_image, save_png
-from zoo_common import atomic_write
+from zoo_common import atomic_write_text, csv_text
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    def write(f) -> None:
-        import io
-
-        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-        out = csv.writer(text, lineterminator="\n")
-        out.writerow(header)
-        out.writerows(rows)
-        text.flush()
-        text.detach()
-
-    atomic_write(path, write)
+    atomic_write_text(path, csv_text(header, rows))
 
 
 def per_class(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> list[list]:
@@ -105,12 +94,14 @@ def review_sample(data: Examples, probs: torch.Tensor, count: int, seed: int) ->
     return wrong[order].tolist()
 
 
-def caption(data: Examples, probs: torch.Tensor, classes: list[str], i: int, number: int | None = None) -> list[str]:
+def caption(data: Examples, probs: torch.Tensor, classes: list[str], i: int, number: int | None = None,
+            verb: str = "predicted") -> list[str]:
+    """An example's lines under its picture: its number in a sheet, file or index, given and most probable class."""
     position, file = data.ids(i)
     predicted = int(probs[i].argmax())
     name = f"#{number} " if number is not None else ""
     return [f"{name}{file or f'index {position}'}", f"given: {classes[int(data.labels[i])]}",
-            f"predicted: {classes[predicted]} {float(probs[i, predicted]):.2f}"]
+            f"{verb}: {classes[predicted]} {float(probs[i, predicted]):.2f}"]
 
 
 def write_errors(out: Path, datamodule, data: Examples, probs: torch.Tensor, classes: list[str],

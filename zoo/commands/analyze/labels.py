@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from zoo.commands.analyze.errors import write_csv
+from zoo.commands.analyze.errors import caption, grid, write_csv
 from zoo.commands.analyze.predictions import Examples
+from zoo.training.images import save_png
 from zoo_common import ConfigError, die_with_parent
 
 QUIET_S = 10.0
@@ -45,8 +46,9 @@ def rank(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 def write_label_issues(out: Path, data: Examples, probs: torch.Tensor, classes: list[str], top: int,
-                       datamodule) -> tuple[int, torch.Tensor | None]:
-    """label_issues.csv (at least ``top`` rows, every flagged one) and label_issues.png; (flagged count, picture)."""
+                       datamodule) -> tuple[torch.Tensor, torch.Tensor]:
+    """label_issues.csv (at least ``top`` rows, every flagged one) and label_issues.png; (the flagged examples'
+    positions in their source, the picture)."""
     order, score, flagged = rank(probs, data.labels)
     count = max(top, int(flagged.sum()))
     rows = []
@@ -57,15 +59,10 @@ def write_label_issues(out: Path, data: Examples, probs: torch.Tensor, classes: 
                      bool(flagged[i]), round(float(probs[i, suggested]), 4)])
     write_csv(out / "label_issues.csv", ["index", "file", "given_label", "suggested_label", "label_quality",
                                          "flagged", "suggested_probability"], rows)
-    from zoo.commands.analyze.errors import grid
-    from zoo.training.images import save_png
-
     shown = order[:min(count, 32)].tolist()
-    picture = grid(datamodule, data, shown, lambda i: [
-        data.ids(i)[1] or f"index {data.ids(i)[0]}", f"given: {classes[int(data.labels[i])]}",
-        f"suggested: {classes[int(probs[i].argmax())]} {float(probs[i].max()):.2f}"])
+    picture = grid(datamodule, data, shown, lambda i: caption(data, probs, classes, i, verb="suggested"))
     save_png(picture, out / "label_issues.png")
-    return int(flagged.sum()), picture
+    return data.index[flagged], picture
 
 
 # --- out-of-sample probabilities of the training set: K models, each without one fold -----------------------

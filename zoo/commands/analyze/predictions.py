@@ -57,15 +57,11 @@ def examples(datamodule, name: str) -> Examples:
     return Examples(name, images, labels, datamodule.index[name], files.get(name, files.get("train")), source)
 
 
-def device_of(module: torch.nn.Module) -> torch.device:  # noqa: ARG001 (the model moves to it)
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 @torch.inference_mode()
 def probabilities(module, datamodule, data: Examples, batch_size: int = 512) -> torch.Tensor:
     """Softmax of the model's outputs for every example (N x classes, float32 on the CPU), in batches, saying
     where it is every 10 s."""
-    device = device_of(module)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     module = module.to(device).eval()
     out, started, said = [], time.monotonic(), time.monotonic()
     for start in range(0, len(data), batch_size):

@@ -3,12 +3,11 @@ ceiling: fixing every example of a category removes at most its share of the err
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from pathlib import Path
 
-from zoo_common import ConfigError
+from zoo_common import ConfigError, read_csv
 
 SEPARATORS = (";", "|")  # an example may fall in several categories: "blurry; wrong label"
 
@@ -20,13 +19,7 @@ def categories_of(cell: str) -> list[str]:
 
 
 def read_review(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            columns = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ConfigError(f"--tally {path}: cannot read it as a CSV file ({e})") from None
+    rows, columns = read_csv(path, "--tally")
     if "category" not in columns:
         raise ConfigError(f"--tally {path}: no `category` column (its columns: {columns}); tally the review.csv "
                           "that zoo analyze wrote, with a category written in each row")
