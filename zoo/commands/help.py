@@ -155,6 +155,14 @@ def show(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def asks_for_help(argv: list[str], usage: str) -> bool:
+    """``zoo CMD`` alone, or with -h/--help first: the command's usage is shown (a closed pipe is no error)."""
+    if argv and argv[0] not in ("-h", "--help"):
+        return False
+    show(usage)
+    return True
+
+
 def own_options(parser, argv: list[str]):
     """A command's own options (argparse), the other words left for the model's parser: (namespace, rest).
     argparse's complaint, already on stderr, ends as one error naming the command's --help."""

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from zoo.commands.help import own_options
+from zoo.commands.help import asks_for_help, own_options
 from zoo_common import ConfigError
 
 USAGE = """usage: zoo analyze [--split train|val|test] [--output DIR] [OPTIONS] MODEL OPTIONS
@@ -71,8 +71,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+    if asks_for_help(argv, USAGE):
         return
     ours, rest = parse(argv)
     if ours.tally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from zoo.commands.export import formats, graph, parity
-from zoo.commands.help import own_options
+from zoo.commands.help import asks_for_help, own_options
 from zoo.commands.messages import cannot_write, permission_message
 from zoo.training.runs import run_folder
 from zoo.weights.catalogue import sha256_of
@@ -50,8 +50,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+    if asks_for_help(argv, USAGE):
         return
     ours, rest = parse(argv)
     formats.require_extra("zoo export", "onnxscript", "onnxruntime")  # onnxscript: torch's ONNX exporter

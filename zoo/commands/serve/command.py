@@ -10,7 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
-from zoo.commands.help import own_options
+from zoo.commands.help import asks_for_help, own_options
 from zoo.commands.serve import MAX_MEGAPIXELS
 from zoo_common import ConfigError
 
@@ -90,8 +90,7 @@ def check_address(host: str, port: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+    if asks_for_help(argv, USAGE):
         return
     ours, rest = parse(argv)
     check_address(ours.host, ours.port)
