@@ -8,8 +8,9 @@ off, built by the zoo's own command line) in which, at the start of each
 epoch, a callback first runs one epoch of the plain loop of
 ``benchmarks/plain_loop.py`` (float images in memory, index slices,
 validation in batches under ``inference_mode``) on the very same network and
-data. The zoo's epoch is timed from the end of that plain epoch to the start
-of the next epoch (training, validation, every epoch-end hook). Same process,
+data, in the memory layout the zoo trains it in. The zoo's epoch is timed
+from the end of that plain epoch to the start of the next epoch (training,
+validation, every epoch-end hook). Same process,
 same weights, same memory: what differs is the loop alone. The ratio is
 plain / zoo per epoch (above 1: the zoo faster), and its median; each epoch is
 also split into training and validation, and the median training step of
@@ -57,6 +58,8 @@ def main() -> None:
     net = model.net
     (x_train, y_train), (x_val, y_val) = dm.train_set, dm.val_set
     x_train, x_val = x_train.float().div_(255), x_val.float().div_(255)  # the plain loop converts once
+    if model.uses_channels_last:  # the network's own layout (set at the fit's setup), for the plain loop's batches too
+        x_train, x_val = (t.contiguous(memory_format=torch.channels_last) for t in (x_train, x_val))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.9)
     batch = dm.batch_size
 

@@ -20,6 +20,8 @@ for the zoo) is the median over rounds.
 checkpoints and progress bar off (`--trainer.logger false
 --trainer.enable_checkpointing false --trainer.enable_progress_bar false`),
 what is left being the training loop itself against the plain loop's.
+``--plain-channels-last`` gives the plain loop the zoo's channels-last layout
+too, so that the ratio is the loop's alone.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--gpu", action="store_true", help="one GPU, bf16-mixed, on both sides")
     p.add_argument("--lean", action="store_true", help="zoo fit without logger, checkpoints and progress bar")
+    p.add_argument("--plain-channels-last", action="store_true",
+                   help="the plain loop in the channels-last layout too (as the zoo trains the models that prefer it)")
     p.add_argument("--section", default=None, help="RESULTS.md section name (default: epoch_time[_gpu]_<model>)")
     args = p.parse_args()
 
@@ -103,6 +107,8 @@ def main() -> None:
     if args.lean:
         ours_extra += ["--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
                        "--trainer.enable_progress_bar", "false"]
+    if args.plain_channels_last:
+        plain_extra += ["--channels-last"]
     if args.resize:
         ours_extra += ["--data.resize", str(args.resize)]
         plain_extra += ["--resize", str(args.resize)]
@@ -140,6 +146,7 @@ def main() -> None:
     cmd += (f" --epochs {args.epochs}" if args.epochs != 3 else "") + (f" --rounds {args.rounds}" if args.rounds != 5 else "")
     cmd += " --gpu" if args.gpu else ""
     cmd += " --lean" if args.lean else ""
+    cmd += " --plain-channels-last" if args.plain_channels_last else ""
     setting = "one GPU, bf16-mixed (configs/trainer/gpu.yaml)" if args.gpu else "CPU (configs/trainer/cpu.yaml)"
     setting += ", logger, checkpoints and progress bar off" if args.lean else ""
     zoo_side = ("with its logger, checkpoints and progress bar off (what is left: the training loop, metrics, the "
@@ -149,7 +156,9 @@ def main() -> None:
         f"## Whole epochs: `zoo fit` {args.model} vs a plain PyTorch loop, {setting}", "",
         f"`{cmd}`", "",
         f"Machine: {machine()}. `zoo fit -c configs/{CONFIGS[args.model]}` {zoo_side} against "
-        "`benchmarks/plain_loop.py` (same network, data in memory, validation each epoch). Whole processes, "
+        "`benchmarks/plain_loop.py` (same network, data in memory, validation each epoch"
+        + (", and in the channels-last layout, as the zoo trains this model" if args.plain_channels_last else "")
+        + "). Whole processes, "
         f"1 and {args.epochs} epochs; one more epoch = (t{args.epochs} - t1) / {args.epochs - 1}. "
         f"{args.rounds} rounds; in each, the 1-epoch runs go A B and the {args.epochs}-epoch runs B A, and rounds "
         "alternate which program is A.", "",
@@ -162,7 +171,8 @@ def main() -> None:
         f"Median ratio per epoch: **{med(ratios):.2f}** (`zoo fit` runs a further epoch at {med(ratios):.2f}x the "
         f"plain loop's speed). Whole {args.epochs}-epoch processes, start-up included: {med(whole):.2f}x.",
     ])
-    name = args.section or f"epoch_time{'_gpu' if args.gpu else ''}{'_lean' if args.lean else ''}_{args.model.lower()}"
+    name = args.section or (f"epoch_time{'_gpu' if args.gpu else ''}{'_lean' if args.lean else ''}"
+                            f"{'_plain_nhwc' if args.plain_channels_last else ''}_{args.model.lower()}")
     write_section(name, body)
     print(f"median ratio {med(ratios):.2f}; whole processes {med(whole):.2f}")
 

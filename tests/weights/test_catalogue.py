@@ -325,3 +325,16 @@ def test_a_card_keeps_the_normalisation_its_checkpoint_trained_with():
     for entry in catalogue.entries():  # and every shipped card that normalises says with what, per channel
         if entry.data_args.get("normalize"):
             assert len(entry.data_args["mean"]) == len(entry.data_args["std"]) == entry.input["channels"], entry.key
+
+
+def test_each_card_names_the_command_its_recipe_trains_with():
+    """The card's `command` is what `zoo reproduce` runs (the recipe's): the files trained in the usual layout
+    keep `--model.channels_last false` in both, or a retrain would round differently."""
+    from zoo.weights.recipes import RECIPES
+    from zoo.weights.train import fit_command
+
+    recipes = {r.key: r for r in RECIPES}
+    assert {e.key for e in ENTRIES} == set(recipes)
+    for entry in ENTRIES:
+        assert entry.command == "zoo " + " ".join(fit_command(recipes[entry.key], "DATA_ROOT")), entry.key
+    assert "--model.channels_last false" in next(e for e in ENTRIES if e.key == "LeNet.FASHIONMNIST_V1").command

@@ -52,6 +52,7 @@ class GoogLeNet(ClassificationModule):
     """GoogLeNet with nine Inception blocks (d2l 8.4); any input size, book 96."""
 
     book = "8.4"
+    prefers_channels_last = True
     min_input_size = 1
     accepts = "global pooling; runs at native 28/32 px too"
     stem = "0"

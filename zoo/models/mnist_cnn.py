@@ -22,6 +22,7 @@ class MnistCNN(ClassificationModule):
     min_input_size = 16
     accepts = "28 native"
     stem = "0"
+    prefers_channels_last = True
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, dropout: float = 0.5,
                  **kwargs) -> None:

@@ -26,6 +26,7 @@ class NiN(ClassificationModule):
     """Network in Network: NiN blocks and global average pooling (d2l 8.3); inputs of 67 px or more, book 224."""
 
     book = "8.3"
+    prefers_channels_last = True
     min_input_size = 67
     accepts = "needs `--data.resize` on 28/32 px data"
     head = -3  # the last NiN block: its convolutions output one channel per class

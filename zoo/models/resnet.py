@@ -74,6 +74,7 @@ class ResNet18(ClassificationModule):
     """ResNet-18 in torchvision's layout (d2l 8.6); any input size, book 96."""
 
     book = "8.6"
+    prefers_channels_last = True
     min_input_size = 1
     accepts = "global pooling; runs at native 28/32 px too"
     head = "fc"

@@ -56,6 +56,9 @@ class ZooModule(L.LightningModule):
     book: ClassVar[str] = ""
     #: the inputs it accepts, in words (the README's model table)
     accepts: ClassVar[str] = ""
+    #: whether the network trains faster in the channels-last (NHWC) memory layout: measured per model on the CPU
+    #: (`benchmarks/channels_last.py`); ``--model.channels_last`` overrides it
+    prefers_channels_last: ClassVar[bool] = False
     #: the smallest square image side, in pixels, the network can take (0: feature vectors, not images)
     min_input_size: ClassVar[int] = 0
 
@@ -70,6 +73,24 @@ class ZooModule(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    @property
+    def uses_channels_last(self) -> bool:
+        choice = getattr(self, "channels_last", None)
+        return self.prefers_channels_last if choice is None else choice
+
+    def setup(self, stage: str) -> None:
+        # Before the optimizer is made and before a checkpoint is loaded (which copies values into this layout).
+        # Only the 4-D tensors (convolution weights) change layout; a saved state dict holds the same values.
+        if self.uses_channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of images in the network's memory layout (a copy only when the layout differs). Done in the
+        steps, not in ``forward``: an exported graph has no memory layout to carry."""
+        if x.dim() == 4 and self.uses_channels_last:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def __setattr__(self, name: str, value) -> None:
         # Lightning names the running hook here around every hook call, a dozen times a step; torch's
@@ -191,6 +212,7 @@ class ClassificationModule(ZooModule):
         weights: str | None = None,
         head_lr_mult: float = 1.0,
         freeze_backbone_epochs: int = 0,
+        channels_last: bool | None = None,
     ) -> None:
         """
         Args:
@@ -203,19 +225,24 @@ class ClassificationModule(ZooModule):
                 fine-tuning uses 10).
             freeze_backbone_epochs: train only the head for this many epochs first (BatchNorm layers of
                 the frozen part stay in eval mode), then everything.
+            channels_last: train and evaluate in the channels-last (NHWC) memory layout; default: the
+                model's own choice, the faster layout measured on the CPU (LeNet, MnistCNN, NiN, GoogLeNet,
+                ResNet18: channels-last; the BatchNorm LeNets: the usual layout). Results are the same up to
+                rounding.
         """
         super().__init__()
         self.num_classes = num_classes
         self.weights = weights
         self.head_lr_mult = head_lr_mult
         self.freeze_backbone_epochs = freeze_backbone_epochs
+        self.channels_last = channels_last
         self._backbone_frozen = False
         self.acc = nn.ModuleDict({f"{s}_": Accuracy() for s in STAGES})
         self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)  # test set, drawn at the end
 
     def model_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
+        logits = self(self.layout(x))
         loss = F.cross_entropy(logits, y)
         self._update_loss(loss, len(y), stage)
         if len(y):
@@ -229,7 +256,7 @@ class ClassificationModule(ZooModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x).softmax(dim=-1)
+        return self(self.layout(x)).softmax(dim=-1)
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
