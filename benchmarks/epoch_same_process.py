@@ -15,6 +15,8 @@ same weights, same memory: what differs is the loop alone. The ratio is
 plain / zoo per epoch (above 1: the zoo faster), and its median; each epoch is
 also split into training and validation, and the median training step of
 each (the zoo's from batch start to batch end, its data fetch excluded) is given.
+``--plain-layout usual`` gives the plain loop a copy of the network in the
+usual layout instead: the zoo, channels-last, against ``benchmarks/plain_loop.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ def main() -> None:
     add_write_flag(p)
     p.add_argument("--root", default="../shared/datasets", help="folder holding FashionMNIST/raw/")
     p.add_argument("--rounds", type=int, default=6, help="epochs, each one plain and one zoo")
+    p.add_argument("--plain-layout", choices=["zoo", "usual"], default="zoo",
+                   help="zoo: the plain loop trains the zoo's own network, in its layout; usual: a copy of it in the "
+                        "usual (NCHW) layout, as benchmarks/plain_loop.py without --channels-last")
     args = p.parse_args()
     import tempfile
 
@@ -56,9 +61,13 @@ def main() -> None:
     dm.prepare_data()
     dm.setup("fit")
     net = model.net
+    if args.plain_layout == "usual":  # a copy of the same initial weights, kept in the usual layout
+        import copy
+
+        net = copy.deepcopy(net)
     (x_train, y_train), (x_val, y_val) = dm.train_set, dm.val_set
     x_train, x_val = x_train.float().div_(255), x_val.float().div_(255)  # the plain loop converts once
-    if model.uses_channels_last:  # the network's own layout (set at the fit's setup), for the plain loop's batches too
+    if model.uses_channels_last and args.plain_layout == "zoo":  # the network's own layout (set at the fit's setup), for the plain loop's batches too
         x_train, x_val = (t.contiguous(memory_format=torch.channels_last) for t in (x_train, x_val))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.9)
     batch = dm.batch_size
@@ -134,14 +143,17 @@ def main() -> None:
     run.trainer.fit(model, dm)
     ratios = [p_ / z for z, p_ in rows]
     cmd = f"python benchmarks/epoch_same_process.py --root {args.root}" + (
-        f" --rounds {args.rounds}" if args.rounds != 6 else "")
+        f" --rounds {args.rounds}" if args.rounds != 6 else "") + (
+        " --plain-layout usual" if args.plain_layout == "usual" else "")
     body = "\n".join([
         "## Whole epochs in one process: the zoo's loop and a plain loop on the same network", "",
         f"`{cmd}`", "",
         f"Machine: {machine()}. LeNet, the book's config (batch 256, SGD 0.9), built by the zoo's command line with "
         "logger, checkpoints, progress bar and summary off, one `fit` of as many epochs as rounds; at each epoch's "
-        "start a callback runs one epoch of the plain loop (training and validation) on the same network and data, "
-        "then the zoo's epoch runs, timed to the next epoch's start (training, validation, epoch-end hooks).", "",
+        "start a callback runs one epoch of the plain loop (training and validation) on "
+        + ("a copy of the same network in the usual (NCHW) layout while the zoo trains its own in channels-last"
+           if args.plain_layout == "usual" else "the same network and data, in the zoo's layout")
+        + ", then the zoo's epoch runs, timed to the next epoch's start (training, validation, epoch-end hooks).", "",
         "| round | zoo epoch (s) | plain epoch (s) | ratio (plain / zoo) |",
         "| --- | --- | --- | --- |",
         *[f"| {i} | {z:.2f} | {p_:.2f} | {p_ / z:.2f} |" for i, (z, p_) in enumerate(rows)],
@@ -155,7 +167,7 @@ def main() -> None:
         f"| training step (ms) | {statistics.median(steps['zoo']) * 1e3:.1f} | {statistics.median(steps['plain']) * 1e3:.1f} "
         f"| {statistics.median(steps['plain']) / statistics.median(steps['zoo']):.2f} |",
     ])
-    write_section("epoch_same_process", body)
+    write_section("epoch_same_process" + ("_usual" if args.plain_layout == "usual" else ""), body)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,7 @@ def main() -> None:
     cmd += " --plain-channels-last" if args.plain_channels_last else ""
     setting = "one GPU, bf16-mixed (configs/trainer/gpu.yaml)" if args.gpu else "CPU (configs/trainer/cpu.yaml)"
     setting += ", logger, checkpoints and progress bar off" if args.lean else ""
+    setting += ", the plain loop in channels-last" if args.plain_channels_last else ""
     zoo_side = ("with its logger, checkpoints and progress bar off (what is left: the training loop, metrics, the "
                 "zoo's callbacks, validation each epoch)" if args.lean else "with every default on (Rich progress "
                 "bar in a pseudo-terminal, summary, metrics, TensorBoard, checkpoints, validation each epoch)")

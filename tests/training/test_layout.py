@@ -24,7 +24,7 @@ def _conv_weights(net: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def test_the_convolutional_models_measured_faster_in_channels_last_prefer_it():
-    # benchmarks/channels_last.py: these trained 1.1-1.6x faster on the CPU; the BatchNorm LeNets slower
+    # benchmarks/channels_last.py: these trained 1.1-1.5x faster on the CPU; the BatchNorm LeNets slower
     assert set(CHANNELS_LAST) == {"LeNet", "MnistCNN", "NiN", "GoogLeNet", "ResNet18"}
 
 

@@ -69,7 +69,7 @@ class LeNet(ClassificationModule):
 class _LeNetBatchNorm(LeNet):
     """The book's BatchNorm LeNet: no padding, a BatchNorm after every convolution and hidden linear layer."""
 
-    prefers_channels_last = False  # with BatchNorm, channels-last trained slower on the CPU (0.64-0.95x)
+    prefers_channels_last = False  # with BatchNorm, channels-last trained slower on the CPU (0.6-0.95x)
     norm2d: Callable[[int], nn.Module]
     norm1d: Callable[[int], nn.Module]
 
