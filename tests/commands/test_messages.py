@@ -51,6 +51,11 @@ def cases(f: dict) -> dict[str, tuple[list[str], str]]:
         "unknown DataModule": (["fit", "--model", "LeNet", "--data", "Nope"], "unknown DataModule 'Nope'; choose one of: "),
         "unknown option": (["fit", *LINREG, "--no_such_option", "3"], "unrecognized arguments: --no_such_option 3"),
         "unknown model option": (["fit", *LINREG, "--model.nope", "3"], "LinearRegression has no option 'nope'"),
+        "model option before the model": (["fit", "--model.head_lr_mult", "2", "-c", str(CONFIGS / "lenet_fashion_mnist.yaml")],
+                                          "--model.head_lr_mult came before the model was chosen: give --model NAME "
+                                          "or -c CONFIG first"),
+        "data option without the data": (["fit", "--model", "LinearRegression", "--data.root", "x"],
+                                         "--data.root came before the data was chosen"),
         "wrong type": (["fit", *LINREG, "--trainer.max_epochs", "abc"], "--trainer.max_epochs abc: expected int"),
         "wrong type, data": (["fit", *LINREG, "--data.batch_size", "ten"], "--data.batch_size ten: expected int"),
         "out of range, optimizer": (["fit", *LINREG, "--optimizer.lr", "-1"], "--optimizer SGD: Invalid learning rate: -1.0"),

@@ -11,6 +11,9 @@ from typing import NoReturn
 from zoo.commands import SUBCOMMANDS
 from zoo_common import ZooError
 
+# the base classes jsonargparse checks an option against while no model or DataModule has been chosen yet
+UNCHOSEN = {"ZooModule", "LightningModule", "InMemoryDataModule", "LightningDataModule"}
+
 
 def _is(error: BaseException, module: str, name: str) -> bool:
     """``isinstance(error, module.name)``, without importing the module: an error cannot be an instance of a class
@@ -98,6 +101,9 @@ def parse_error(message: str) -> str:
     owner = re.search(r"class_path '([^']+)'", message)
     owner = owner.group(1).rsplit(".", 1)[-1] if owner else ""
     unknown = re.search(r"Option '([^']+)' is not accepted", message)
+    if unknown and owner in UNCHOSEN:  # an option of a model or DataModule given before the class was chosen
+        return (f"--{keys[0]}.{unknown.group(1)} came before the {keys[0]} was chosen: give --{keys[0]} NAME or "
+                f"-c CONFIG first (options are read in order)")
     if unknown:
         return (f"--{keys[0]}.{unknown.group(1)}: {owner} has no option {unknown.group(1)!r}; "
                 f"`zoo {subcommand()} --{keys[0]}.help {owner}` lists its options")
